@@ -1,0 +1,90 @@
+package sink
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/pgtrail/pgtrail/migrations"
+)
+
+// migrateLockKey is the advisory lock that serializes migrations across
+// every worker sharing the database.
+const migrateLockKey int64 = 0x70677472_61696c01 // "pgtrail" + 1
+
+// Migrate applies the embedded migrations that the database lacks, in order,
+// each in its own transaction. Workers that start together wait for each
+// other on an advisory lock; when the schema is current it changes nothing.
+// It returns the versions it applied.
+func (p *Postgres) Migrate(ctx context.Context) ([]int, error) {
+	all, err := migrations.All()
+	if err != nil {
+		return nil, err
+	}
+	conn, err := p.pool.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("migrate: acquire: %w", classify(err))
+	}
+	defer conn.Release()
+
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, migrateLockKey); err != nil {
+		return nil, fmt.Errorf("migrate: lock: %w", classify(err))
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_, _ = conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, migrateLockKey)
+	}()
+
+	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS pgtrail_schema_migrations (
+        version    integer     PRIMARY KEY,
+        name       text        NOT NULL,
+        applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
+		return nil, fmt.Errorf("migrate: create version table: %w", classify(err))
+	}
+	applied := map[int]bool{}
+	rows, err := conn.Query(ctx, `SELECT version FROM pgtrail_schema_migrations`)
+	if err != nil {
+		return nil, fmt.Errorf("migrate: read versions: %w", classify(err))
+	}
+	for rows.Next() {
+		var v int
+		if err := rows.Scan(&v); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("migrate: read versions: %w", err)
+		}
+		applied[v] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("migrate: read versions: %w", classify(err))
+	}
+
+	var done []int
+	for _, m := range all {
+		if applied[m.Version] {
+			continue
+		}
+		tx, err := conn.Begin(ctx)
+		if err != nil {
+			return done, fmt.Errorf("migrate: %s: begin: %w", m.Name, classify(err))
+		}
+		if _, err := tx.Exec(ctx, m.SQL); err != nil {
+			_ = tx.Rollback(ctx)
+			return done, fmt.Errorf("migrate: %s: %w", m.Name, err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO pgtrail_schema_migrations (version, name) VALUES ($1, $2)`, m.Version, m.Name); err != nil {
+			_ = tx.Rollback(ctx)
+			return done, fmt.Errorf("migrate: %s: record version: %w", m.Name, err)
+		}
+		if err := tx.Commit(ctx); err != nil {
+			return done, fmt.Errorf("migrate: %s: commit: %w", m.Name, classify(err))
+		}
+		p.log.Info("migration applied", zap.Int("version", m.Version), zap.String("name", m.Name))
+		done = append(done, m.Version)
+	}
+	return done, nil
+}
+
+func zapDay(t time.Time) zap.Field { return zap.String("day", t.Format(time.DateOnly)) }

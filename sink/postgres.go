@@ -1,0 +1,140 @@
+// Package sink stores CloudTrail events in PostgreSQL.
+//
+// Postgres owns a pgx pool. Write streams an object's rows with COPY into a
+// per-connection staging table and moves them into cloudtrail_events with
+// INSERT … ON CONFLICT DO NOTHING, in one transaction with the object's
+// ledger row, so that an object is stored exactly once or not at all.
+package sink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.uber.org/zap"
+
+	"github.com/pgtrail/pgtrail/worker"
+)
+
+var (
+	_ worker.Sink   = (*Postgres)(nil)
+	_ worker.Ledger = (*Postgres)(nil)
+)
+
+// Config is what Open needs.
+type Config struct {
+	// URL is the libpq-style connection string (DATABASE_URL).
+	URL string
+	// MaxConns caps the pool; 0 leaves pgx's default.
+	MaxConns int32
+}
+
+// Postgres is the PostgreSQL sink. It is safe for concurrent use.
+type Postgres struct {
+	pool *pgxpool.Pool
+	log  *zap.Logger
+
+	mu   sync.Mutex
+	days map[int64]bool // UTC days (Unix days) whose partition is known to exist
+}
+
+// Open connects to the database. It does not run migrations.
+func Open(ctx context.Context, cfg Config, log *zap.Logger) (*Postgres, error) {
+	pc, err := pgxpool.ParseConfig(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: parse DATABASE_URL: %w", scrub(err, cfg.URL))
+	}
+	if cfg.MaxConns > 0 {
+		pc.MaxConns = cfg.MaxConns
+	}
+	pc.ConnConfig.RuntimeParams["application_name"] = "pgtrail"
+	pc.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
+		_, err := c.Exec(ctx, stagingDDL)
+		return err
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: open: %w", scrub(err, cfg.URL))
+	}
+	return &Postgres{pool: pool, log: log, days: map[int64]bool{}}, nil
+}
+
+// Pool exposes the connection pool to the commands that query it directly.
+func (p *Postgres) Pool() *pgxpool.Pool { return p.pool }
+
+// Ping checks that the database answers.
+func (p *Postgres) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := p.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("postgres: ping: %w", err)
+	}
+	return nil
+}
+
+// Close closes every connection.
+func (p *Postgres) Close() { p.pool.Close() }
+
+// Processed reports whether the ledger holds the object.
+func (p *Postgres) Processed(ctx context.Context, bucket, key string) (bool, error) {
+	var ok bool
+	err := p.pool.QueryRow(ctx,
+		`SELECT EXISTS (SELECT 1 FROM cloudtrail_objects WHERE s3_bucket = $1 AND s3_key = $2)`,
+		bucket, key).Scan(&ok)
+	if err != nil {
+		return false, fmt.Errorf("postgres: ledger lookup: %w", classify(err))
+	}
+	return ok, nil
+}
+
+// Transient reports whether err is worth retrying: a lost connection, a
+// server shutting down, a serialization failure or a deadlock. Anything else
+// (bad data, a missing table) will fail again.
+func Transient(err error) bool {
+	var te *transientError
+	return errors.As(err, &te)
+}
+
+type transientError struct{ err error }
+
+func (e *transientError) Error() string { return e.err.Error() }
+func (e *transientError) Unwrap() error { return e.err }
+
+// classify marks the errors worth retrying.
+func classify(err error) error {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code[:2] {
+		case "08", // connection exception
+			"40", // transaction rollback: serialization failure, deadlock
+			"53", // insufficient resources
+			"57": // operator intervention: admin shutdown, terminated backend
+			return &transientError{err}
+		}
+		return err
+	}
+	// Not a server error: the connection broke (network, server gone).
+	if pgconn.SafeToRetry(err) || isConnErr(err) {
+		return &transientError{err}
+	}
+	return err
+}
+
+func isConnErr(err error) bool {
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) {
+		return true
+	}
+	// pgx reports a broken connection mid-query as a plain error whose
+	// connection is then closed; treat every non-server error as such.
+	var pgErr *pgconn.PgError
+	return !errors.As(err, &pgErr)
+}
