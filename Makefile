@@ -1,0 +1,34 @@
+# pgtrail — common tasks. `make test` is the test suite CI runs.
+GO        ?= go
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -s -w -X main.version=$(VERSION)
+FUZZTIME  ?= 10s
+
+.PHONY: all build test test-short vet fmt demo fuzz bench
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/pgtrail ./cmd/pgtrail
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/localaws ./cmd/localaws
+
+# The whole suite against a real PostgreSQL (TEST_DATABASE_URL, default
+# postgres://postgres@127.0.0.1:5432/postgres) and the in-process emulators.
+test: vet
+	$(GO) test -race -count=1 -timeout 30m ./...
+
+test-short:
+	$(GO) test -short -count=1 ./...
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+
+# Fuzz every target for FUZZTIME each (CI: 10s; on demand: FUZZTIME=10m).
+fuzz:
+	$(GO) test ./worker -run '^$$' -fuzz '^FuzzParseNotification$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./worker -run '^$$' -fuzz '^FuzzDecoder$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./worker -run '^$$' -fuzz '^FuzzNormalize$$' -fuzztime $(FUZZTIME)
+
+demo:
+	./scripts/demo.sh

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+
+	"github.com/pgtrail/pgtrail/sink"
+	"github.com/pgtrail/pgtrail/worker"
+)
+
+func (c *Config) worker() worker.Config {
+	return worker.Config{
+		QueueURL:          c.QueueURL,
+		Pollers:           c.Pollers,
+		MaxInFlight:       c.MaxInFlight,
+		ObjectConcurrency: c.ObjectConcurrency,
+		VisibilityTimeout: c.VisibilityTimeout,
+		MaxVisibility:     c.MaxVisibility,
+		ShutdownGrace:     c.ShutdownGrace,
+		Limits:            worker.Limits{MaxObjectBytes: c.MaxObjectBytes, MaxRecordBytes: c.MaxRecordBytes},
+		Allow:             worker.AllowList{Buckets: c.AllowedBuckets, Prefixes: c.AllowedPrefixes},
+	}
+}
+
+// cmdRun is the daemon: it consumes the queue until SIGTERM or SIGINT.
+func cmdRun(ctx context.Context, a *app, args []string) error {
+	if len(args) > 0 {
+		return fmt.Errorf("run takes no arguments, got %q", args)
+	}
+	if a.cfg.QueueURL == "" {
+		fmt.Fprintln(a.stderr, "pgtrail: config: SQS_QUEUE_URL: required by run")
+		return exitError(2)
+	}
+	pg, err := openSink(ctx, a)
+	if err != nil {
+		return err
+	}
+	defer pg.Close()
+	if a.cfg.Migrate {
+		if _, err := pg.Migrate(ctx); err != nil {
+			return err
+		}
+	}
+
+	awsCfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		return fmt.Errorf("aws config: %w", err)
+	}
+	sqsClient := sqs.NewFromConfig(awsCfg)
+	s3Client := s3.NewFromConfig(awsCfg, func(o *s3.Options) { o.UsePathStyle = a.cfg.S3ForcePathStyle })
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		sink.NewPoolCollector(pg))
+	metrics := worker.NewMetrics(reg)
+
+	wcfg := a.cfg.worker()
+	proc := worker.NewProcessor(wcfg, s3Client, pg, pg, metrics, a.log)
+	w := worker.New(wcfg, sqsClient, proc, metrics, a.log)
+
+	if a.cfg.HTTPAddr != "" {
+		srv, err := serveHTTP(a.cfg.HTTPAddr, reg, pg, w, a.log)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(ctx)
+		}()
+	}
+
+	a.log.Info("pgtrail running", zap.String("version", version), zap.String("queue", a.cfg.QueueURL),
+		zap.Int("pollers", wcfg.Pollers), zap.Int("object_concurrency", wcfg.ObjectConcurrency))
+	err = w.Run(ctx)
+	a.log.Info("pgtrail stopped")
+	return err
+}
+
+// serveHTTP serves /metrics, /healthz (the process is alive) and /readyz
+// (the database answers and SQS answered recently).
+func serveHTTP(addr string, reg *prometheus.Registry, pg *sink.Postgres, w *worker.Worker, log *zap.Logger) (*http.Server, error) {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(rw, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(rw http.ResponseWriter, r *http.Request) {
+		if err := errors.Join(pg.Ping(r.Context()), w.Ready()); err != nil {
+			http.Error(rw, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(rw, "ready")
+	})
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("http: listen on PGTRAIL_HTTP_ADDR %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http server", zap.Error(err))
+		}
+	}()
+	log.Info("serving metrics and health", zap.String("addr", ln.Addr().String()))
+	return srv, nil
+}

@@ -1,0 +1,320 @@
+// Package worker turns SQS notifications of new CloudTrail log files into
+// committed rows.
+//
+// A message's life reads top to bottom in this file: Worker.handle parses the
+// notification, processes every object it names (fetch, decode, normalize,
+// write), and deletes the message only when all of them are committed.
+package worker
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
+)
+
+// Log keys.
+const (
+	keyMessageID = "message_id"
+	keyBucket    = "bucket"
+	keyKey       = "key"
+	keyFormat    = "format"
+)
+
+// SQS is what the worker needs from the queue.
+type SQS interface {
+	ReceiveMessage(ctx context.Context, in *sqs.ReceiveMessageInput, opts ...func(*sqs.Options)) (*sqs.ReceiveMessageOutput, error)
+	DeleteMessage(ctx context.Context, in *sqs.DeleteMessageInput, opts ...func(*sqs.Options)) (*sqs.DeleteMessageOutput, error)
+	ChangeMessageVisibility(ctx context.Context, in *sqs.ChangeMessageVisibilityInput, opts ...func(*sqs.Options)) (*sqs.ChangeMessageVisibilityOutput, error)
+}
+
+// S3 is what the worker needs from object storage.
+type S3 interface {
+	GetObject(ctx context.Context, in *s3.GetObjectInput, opts ...func(*s3.Options)) (*s3.GetObjectOutput, error)
+}
+
+// Config tunes a Worker. Zero values take the defaults noted.
+type Config struct {
+	QueueURL string
+	// Pollers is the number of concurrent long polls (default 2).
+	Pollers int
+	// MaxInFlight caps the messages being processed at once (default 10×Pollers).
+	MaxInFlight int
+	// ObjectConcurrency caps the objects fetched and written at once across
+	// the whole process (default 8).
+	ObjectConcurrency int
+	// WaitTime is the long-poll wait (default 20 s).
+	WaitTime time.Duration
+	// VisibilityTimeout is what the heartbeat sets every half period
+	// (default 60 s); MaxVisibility is how long a message may be held in all
+	// (default 1 h).
+	VisibilityTimeout time.Duration
+	MaxVisibility     time.Duration
+	// ShutdownGrace is how long in-flight messages may take to finish after
+	// a stop is asked (default 30 s).
+	ShutdownGrace time.Duration
+	// Limits bound what one object may cost.
+	Limits Limits
+	// Allow restricts the objects a notification may name.
+	Allow AllowList
+	// Backoff governs retries of transient failures (default DefaultBackoff).
+	Backoff Backoff
+}
+
+func (c *Config) setDefaults() {
+	if c.Pollers <= 0 {
+		c.Pollers = 2
+	}
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = 10 * c.Pollers
+	}
+	if c.ObjectConcurrency <= 0 {
+		c.ObjectConcurrency = 8
+	}
+	if c.WaitTime <= 0 {
+		c.WaitTime = 20 * time.Second
+	}
+	if c.VisibilityTimeout <= 0 {
+		c.VisibilityTimeout = 60 * time.Second
+	}
+	if c.MaxVisibility <= 0 {
+		c.MaxVisibility = time.Hour
+	}
+	if c.ShutdownGrace <= 0 {
+		c.ShutdownGrace = 30 * time.Second
+	}
+	if c.Backoff.Attempts <= 0 {
+		c.Backoff = DefaultBackoff
+	}
+}
+
+// Worker consumes one queue. Run it once.
+type Worker struct {
+	cfg     Config
+	sqs     SQS
+	proc    *Processor
+	log     *zap.Logger
+	metrics *Metrics
+
+	inflight *semaphore.Weighted // messages
+	started  time.Time
+	lastOK   atomic.Int64 // Unix nanoseconds of the latest successful receive
+}
+
+// New returns a Worker that reads notifications from q and hands their
+// objects to proc.
+func New(cfg Config, q SQS, proc *Processor, m *Metrics, log *zap.Logger) *Worker {
+	cfg.setDefaults()
+	return &Worker{
+		cfg: cfg, sqs: q, proc: proc, log: log, metrics: m,
+		inflight: semaphore.NewWeighted(int64(cfg.MaxInFlight)),
+		started:  time.Now(),
+	}
+}
+
+// Ready reports an error when SQS has not answered a receive for longer
+// than two long polls and a minute: credentials, network or the queue are
+// broken.
+func (w *Worker) Ready() error {
+	last := time.Unix(0, w.lastOK.Load())
+	if w.lastOK.Load() == 0 {
+		last = w.started
+	}
+	if since := time.Since(last); since > 2*w.cfg.WaitTime+time.Minute {
+		return fmt.Errorf("sqs: no successful receive for %s", since.Round(time.Second))
+	}
+	return nil
+}
+
+// Run polls until ctx ends, then lets in-flight messages finish within the
+// shutdown grace, releases those that did not, and returns nil.
+func (w *Worker) Run(ctx context.Context) error {
+	// Messages are processed under work, which outlives ctx by the grace.
+	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+
+	var handlers errgroup.Group
+	var pollers errgroup.Group
+	for i := range w.cfg.Pollers {
+		pollers.Go(func() error {
+			w.poll(ctx, work, &handlers, i)
+			return nil
+		})
+	}
+	_ = pollers.Wait()
+	w.log.Info("stopped receiving; finishing in-flight messages", zap.Duration("grace", w.cfg.ShutdownGrace))
+
+	done := make(chan struct{})
+	go func() { _ = handlers.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(w.cfg.ShutdownGrace):
+		w.log.Warn("shutdown grace over; releasing unfinished messages")
+		cancelWork()
+		<-done
+	}
+	return nil
+}
+
+// poll is one long-poll loop.
+func (w *Worker) poll(ctx, work context.Context, handlers *errgroup.Group, id int) {
+	log := w.log.With(zap.Int("poller", id))
+	failures := 0
+	for ctx.Err() == nil {
+		// Ask only for as many messages as there is room for.
+		if err := w.inflight.Acquire(ctx, 1); err != nil {
+			return
+		}
+		room := int64(1)
+		for room < 10 && w.inflight.TryAcquire(1) {
+			room++
+		}
+		out, err := w.sqs.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
+			QueueUrl:                    aws.String(w.cfg.QueueURL),
+			MaxNumberOfMessages:         int32(room),
+			WaitTimeSeconds:             int32(w.cfg.WaitTime / time.Second),
+			VisibilityTimeout:           int32(w.cfg.VisibilityTimeout / time.Second),
+			MessageSystemAttributeNames: []types.MessageSystemAttributeName{types.MessageSystemAttributeNameAll},
+		})
+		if err != nil {
+			w.inflight.Release(room)
+			if ctx.Err() != nil {
+				return
+			}
+			failures++
+			w.metrics.receiveFailed()
+			log.Error("receive messages", zap.Error(err), zap.Int("failures", failures))
+			sleep(ctx, w.cfg.Backoff.delay(failures))
+			continue
+		}
+		failures = 0
+		w.lastOK.Store(time.Now().UnixNano())
+		w.metrics.received(out.Messages)
+		w.inflight.Release(room - int64(len(out.Messages)))
+		for _, m := range out.Messages {
+			handlers.Go(func() error {
+				defer w.inflight.Release(1)
+				w.handle(work, m)
+				return nil
+			})
+		}
+	}
+}
+
+// handle owns one message: it deletes it once every object it names is
+// committed, and otherwise leaves it for redelivery or the dead-letter queue.
+func (w *Worker) handle(ctx context.Context, m types.Message) {
+	id := aws.ToString(m.MessageId)
+	log := w.log.With(zap.String(keyMessageID, id))
+	w.metrics.messageStarted()
+	defer w.metrics.messageDone()
+
+	n, err := ParseNotification([]byte(aws.ToString(m.Body)))
+	if err != nil {
+		// Never delete what could not be understood: the redrive policy
+		// moves it to the dead-letter queue.
+		log.Error("unrecognized message left for the dead-letter queue", zap.Error(err))
+		w.metrics.failed("unrecognized")
+		w.release(log, m)
+		return
+	}
+	log = log.With(zap.String(keyFormat, n.Format))
+	if n.Kind != NotificationObjects {
+		log.Info("message names no object; deleting it", zap.Stringer("kind", n.Kind))
+		w.delete(ctx, log, m)
+		return
+	}
+
+	hb := w.startHeartbeat(ctx, log, aws.ToString(m.ReceiptHandle))
+	err = w.proc.Objects(ctx, id, n.Objects)
+	hb.stop()
+
+	switch {
+	case err == nil:
+		w.delete(ctx, log, m)
+	case ctx.Err() != nil:
+		log.Info("shutdown before the message was done; releasing it")
+		w.metrics.failed("shutdown")
+		w.release(log, m)
+	case IsPermanent(err):
+		log.Error("message left for the dead-letter queue", zap.Error(err))
+		w.metrics.failed("permanent")
+		w.release(log, m)
+	default:
+		// Transient and retried already: let the visibility timeout pass,
+		// which spaces out the next attempt.
+		log.Error("message left for redelivery", zap.Error(err))
+		w.metrics.failed("transient")
+	}
+}
+
+// delete removes a finished message from the queue.
+func (w *Worker) delete(ctx context.Context, log *zap.Logger, m types.Message) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	err := w.cfg.Backoff.Retry(ctx, func() error {
+		_, err := w.sqs.DeleteMessage(ctx, &sqs.DeleteMessageInput{
+			QueueUrl: aws.String(w.cfg.QueueURL), ReceiptHandle: m.ReceiptHandle,
+		})
+		return err
+	}, nil)
+	if err != nil {
+		// The events are committed: a redelivery finds the objects in the
+		// ledger and costs no duplicate.
+		log.Error("delete message", zap.Error(err))
+		return
+	}
+	w.metrics.deleted()
+}
+
+// release makes a message visible again at once, so that a shutdown hands
+// it to another worker and a poison message reaches the dead-letter queue
+// without waiting out its timeout.
+func (w *Worker) release(log *zap.Logger, m types.Message) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := w.sqs.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{
+		QueueUrl: aws.String(w.cfg.QueueURL), ReceiptHandle: m.ReceiptHandle, VisibilityTimeout: 0,
+	})
+	if err != nil {
+		log.Warn("release message", zap.Error(err))
+	}
+}
+
+// AllowList restricts the objects a notification may make the worker read,
+// so that a forged notification cannot point it at arbitrary objects. Empty
+// lists allow everything.
+type AllowList struct {
+	Buckets  []string
+	Prefixes []string
+}
+
+// Check returns a permanent error when the object is not allowed.
+func (a AllowList) Check(bucket, key string) error {
+	if len(a.Buckets) > 0 && !slices.Contains(a.Buckets, bucket) {
+		return Permanent(fmt.Errorf("bucket %q is not in the allow-list", bucket))
+	}
+	if len(a.Prefixes) > 0 && !slices.ContainsFunc(a.Prefixes, func(p string) bool { return strings.HasPrefix(key, p) }) {
+		return Permanent(fmt.Errorf("key %q is under no allowed prefix", key))
+	}
+	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
