@@ -69,6 +69,9 @@ type Config struct {
 	Allow AllowList
 	// Backoff governs retries of transient failures (default DefaultBackoff).
 	Backoff Backoff
+	// Drain makes Run return once a receive finds the queue empty and no
+	// message is being processed: for backfills and demos.
+	Drain bool
 }
 
 func (c *Config) setDefaults() {
@@ -107,6 +110,7 @@ type Worker struct {
 	metrics *Metrics
 
 	inflight *semaphore.Weighted // messages
+	handling atomic.Int64        // messages being handled
 	started  time.Time
 	lastOK   atomic.Int64 // Unix nanoseconds of the latest successful receive
 }
@@ -143,11 +147,14 @@ func (w *Worker) Run(ctx context.Context) error {
 	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
 
+	// Pollers stop when ctx ends or, with Drain, when the queue is empty.
+	pollCtx, stopPolling := context.WithCancel(ctx)
+	defer stopPolling()
 	var handlers errgroup.Group
 	var pollers errgroup.Group
 	for i := range w.cfg.Pollers {
 		pollers.Go(func() error {
-			w.poll(ctx, work, &handlers, i)
+			w.poll(pollCtx, work, &handlers, i, stopPolling)
 			return nil
 		})
 	}
@@ -167,7 +174,7 @@ func (w *Worker) Run(ctx context.Context) error {
 }
 
 // poll is one long-poll loop.
-func (w *Worker) poll(ctx, work context.Context, handlers *errgroup.Group, id int) {
+func (w *Worker) poll(ctx, work context.Context, handlers *errgroup.Group, id int, stopPolling func()) {
 	log := w.log.With(zap.Int("poller", id))
 	failures := 0
 	for ctx.Err() == nil {
@@ -201,9 +208,16 @@ func (w *Worker) poll(ctx, work context.Context, handlers *errgroup.Group, id in
 		w.lastOK.Store(time.Now().UnixNano())
 		w.metrics.received(out.Messages)
 		w.inflight.Release(room - int64(len(out.Messages)))
+		if len(out.Messages) == 0 && w.cfg.Drain && w.handling.Load() == 0 {
+			log.Info("queue drained; stopping")
+			stopPolling()
+			return
+		}
+		w.handling.Add(int64(len(out.Messages)))
 		for _, m := range out.Messages {
 			handlers.Go(func() error {
 				defer w.inflight.Release(1)
+				defer w.handling.Add(-1)
 				w.handle(work, m)
 				return nil
 			})

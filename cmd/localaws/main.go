@@ -40,6 +40,7 @@ type config struct {
 	bucket          string
 	topic           string
 	raw             bool
+	seed            string
 	verbose         bool
 }
 
@@ -101,6 +102,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&cfg.bucket, "bucket", "", "create this S3 bucket")
 	fs.StringVar(&cfg.topic, "topic", "", "create this SNS topic, subscribed to -queue if given")
 	fs.BoolVar(&cfg.raw, "raw", false, "deliver -topic messages to -queue raw, without the SNS envelope")
+	fs.StringVar(&cfg.seed, "seed", "", "upload the CloudTrail tree in `dir` to -bucket and announce every object as CloudTrail does (through -topic, or straight to -queue)")
 	fs.BoolVar(&cfg.verbose, "v", false, "log goaws requests to stderr")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
@@ -108,12 +110,15 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if fs.NArg() > 0 {
 		return config{}, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
+	if cfg.seed != "" && (cfg.bucket == "" || cfg.queue == "" && cfg.topic == "") {
+		return config{}, errors.New("-seed needs -bucket, and -topic or -queue")
+	}
 	return cfg, nil
 }
 
 // createResources creates what cfg asks for and prints each as NAME=value.
 func createResources(ctx context.Context, stack *localaws.Stack, cfg config, stdout io.Writer) error {
-	var queueURL string
+	var queueURL, topicARN string
 	if cfg.queue != "" {
 		q, dlq, err := stack.CreateQueue(ctx, cfg.queue, cfg.visibility, cfg.maxReceiveCount)
 		if err != nil {
@@ -142,6 +147,14 @@ func createResources(ctx context.Context, stack *localaws.Stack, cfg config, std
 			}
 		}
 		fmt.Fprintf(stdout, "TOPIC_ARN=%s\n", arn)
+		topicARN = arn
+	}
+	if cfg.seed != "" {
+		n, err := seed(ctx, stack, cfg.seed, cfg.bucket, topicARN, queueURL)
+		if err != nil {
+			return fmt.Errorf("seed %s: %w", cfg.seed, err)
+		}
+		fmt.Fprintf(stdout, "SEEDED_OBJECTS=%d\n", n)
 	}
 	return nil
 }

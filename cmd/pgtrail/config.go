@@ -31,6 +31,8 @@ type Config struct {
 	ObjectConcurrency int `env:"PGTRAIL_OBJECT_CONCURRENCY, default=8"`
 	// DBMaxConns caps the database pool; 0 means ObjectConcurrency+4.
 	DBMaxConns int `env:"PGTRAIL_DB_MAX_CONNS, default=0"`
+	// WaitTime is the SQS long-poll wait.
+	WaitTime time.Duration `env:"PGTRAIL_WAIT_TIME, default=20s"`
 	// VisibilityTimeout is set at receive and renewed every half period
 	// while a message is processed.
 	VisibilityTimeout time.Duration `env:"PGTRAIL_VISIBILITY_TIMEOUT, default=60s"`
@@ -91,6 +93,9 @@ func (c *Config) Validate() error {
 	}
 	if c.DBMaxConns < 0 || c.DBMaxConns > 10000 {
 		bad("PGTRAIL_DB_MAX_CONNS", "must be 0 to 10000, got %d", c.DBMaxConns)
+	}
+	if c.WaitTime < time.Second || c.WaitTime > 20*time.Second {
+		bad("PGTRAIL_WAIT_TIME", "must be 1s to 20s, got %s", c.WaitTime)
 	}
 	if c.VisibilityTimeout < 2*time.Second || c.VisibilityTimeout > 12*time.Hour {
 		bad("PGTRAIL_VISIBILITY_TIMEOUT", "must be 2s to 12h, got %s", c.VisibilityTimeout)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"net/http"
@@ -25,6 +26,7 @@ func (c *Config) worker() worker.Config {
 		QueueURL:          c.QueueURL,
 		Pollers:           c.Pollers,
 		MaxInFlight:       c.MaxInFlight,
+		WaitTime:          c.WaitTime,
 		ObjectConcurrency: c.ObjectConcurrency,
 		VisibilityTimeout: c.VisibilityTimeout,
 		MaxVisibility:     c.MaxVisibility,
@@ -36,8 +38,14 @@ func (c *Config) worker() worker.Config {
 
 // cmdRun is the daemon: it consumes the queue until SIGTERM or SIGINT.
 func cmdRun(ctx context.Context, a *app, args []string) error {
-	if len(args) > 0 {
-		return fmt.Errorf("run takes no arguments, got %q", args)
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(a.stderr)
+	drain := fs.Bool("drain", false, "exit once the queue is empty and nothing is in flight (backfills, demos)")
+	if err := fs.Parse(args); err != nil {
+		return exitError(2)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("run takes no arguments, got %q", fs.Args())
 	}
 	if a.cfg.QueueURL == "" {
 		fmt.Fprintln(a.stderr, "pgtrail: config: SQS_QUEUE_URL: required by run")
@@ -59,7 +67,12 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 		return fmt.Errorf("aws config: %w", err)
 	}
 	sqsClient := sqs.NewFromConfig(awsCfg)
-	s3Client := s3.NewFromConfig(awsCfg, func(o *s3.Options) { o.UsePathStyle = a.cfg.S3ForcePathStyle })
+	s3Client := s3.NewFromConfig(awsCfg, func(o *s3.Options) {
+		o.UsePathStyle = a.cfg.S3ForcePathStyle
+		// CloudTrail uploads without a checksum; do not log its absence
+		// for every object.
+		o.DisableLogOutputChecksumValidationSkipped = true
+	})
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -67,6 +80,7 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 	metrics := worker.NewMetrics(reg)
 
 	wcfg := a.cfg.worker()
+	wcfg.Drain = *drain
 	proc := worker.NewProcessor(wcfg, s3Client, pg, pg, metrics, a.log)
 	w := worker.New(wcfg, sqsClient, proc, metrics, a.log)
 
