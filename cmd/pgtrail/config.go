@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"time"
 
@@ -65,12 +66,26 @@ type Config struct {
 func loadConfig(ctx context.Context, lookup envconfig.Lookuper) (*Config, error) {
 	var c Config
 	if err := envconfig.ProcessWith(ctx, &envconfig.Config{Target: &c, Lookuper: lookup}); err != nil {
-		return nil, fmt.Errorf("config: %w", err)
+		return nil, fmt.Errorf("config: %s", envName(err.Error()))
 	}
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
 	return &c, nil
+}
+
+// envName rewrites an envconfig error, which starts with the struct field's
+// name, to start with the variable's name, which is what a user knows.
+func envName(msg string) string {
+	t := reflect.TypeOf(Config{})
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if rest, ok := strings.CutPrefix(msg, f.Name+":"); ok {
+			name, _, _ := strings.Cut(f.Tag.Get("env"), ",")
+			return name + ":" + rest
+		}
+	}
+	return msg
 }
 
 // Validate checks values that parse but make no sense, naming the variable.
