@@ -43,9 +43,9 @@ type Config struct {
 	// SIGTERM or SIGINT.
 	ShutdownGrace time.Duration `env:"PGTRAIL_SHUTDOWN_GRACE, default=30s"`
 	// MaxObjectBytes caps one object's decompressed size.
-	MaxObjectBytes int64 `env:"PGTRAIL_MAX_OBJECT_BYTES, default=4294967296"`
+	MaxObjectBytes int64 `env:"PGTRAIL_MAX_OBJECT_BYTES, default=2147483648"`
 	// MaxRecordBytes caps one record's size.
-	MaxRecordBytes int `env:"PGTRAIL_MAX_RECORD_BYTES, default=8388608"`
+	MaxRecordBytes int `env:"PGTRAIL_MAX_RECORD_BYTES, default=1048576"`
 	// AllowedBuckets, when set, is the comma-separated list of buckets a
 	// notification may name; others are refused.
 	AllowedBuckets []string `env:"PGTRAIL_ALLOWED_BUCKETS"`
