@@ -41,6 +41,7 @@ type config struct {
 	topic           string
 	raw             bool
 	seed            string
+	allowRemote     bool
 	verbose         bool
 }
 
@@ -61,7 +62,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	stack, err := localaws.Start(ctx, localaws.Options{Addr: cfg.addr, Verbose: cfg.verbose})
+	stack, err := localaws.Start(ctx, localaws.Options{Addr: cfg.addr, AllowRemote: cfg.allowRemote, Verbose: cfg.verbose})
 	if err != nil {
 		return err
 	}
@@ -103,6 +104,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&cfg.topic, "topic", "", "create this SNS topic, subscribed to -queue if given")
 	fs.BoolVar(&cfg.raw, "raw", false, "deliver -topic messages to -queue raw, without the SNS envelope")
 	fs.StringVar(&cfg.seed, "seed", "", "upload the CloudTrail tree in `dir` to -bucket and announce every object as CloudTrail does (through -topic, or straight to -queue)")
+	fs.BoolVar(&cfg.allowRemote, "allow-remote", false, "allow a non-loopback -addr, inside a container whose port is published on loopback only (the emulators check no credentials)")
 	fs.BoolVar(&cfg.verbose, "v", false, "log goaws requests to stderr")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err

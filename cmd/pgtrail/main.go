@@ -106,10 +106,11 @@ type exitError int
 func (e exitError) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
 
 var commands = map[string]func(context.Context, *app, []string) error{
-	"run":     cmdRun,
-	"migrate": cmdMigrate,
-	"ingest":  cmdIngest,
-	"status":  cmdStatus,
+	"run":       cmdRun,
+	"migrate":   cmdMigrate,
+	"ingest":    cmdIngest,
+	"status":    cmdStatus,
+	"retention": cmdRetention,
 }
 
 func newLogger(cfg *Config, w io.Writer) (*zap.Logger, error) {
@@ -135,7 +136,8 @@ func newLogger(cfg *Config, w io.Writer) (*zap.Logger, error) {
 // openSink connects to the database named by DATABASE_URL.
 func openSink(ctx context.Context, e *app) (*sink.Postgres, error) {
 	e.log.Info("connecting to the database", zap.String("database", sink.Redact(e.cfg.DatabaseURL)))
-	return sink.Open(ctx, sink.Config{URL: e.cfg.DatabaseURL, MaxConns: e.cfg.dbMaxConns()}, e.log)
+	return sink.Open(ctx, sink.Config{URL: e.cfg.DatabaseURL, MaxConns: e.cfg.dbMaxConns(),
+		ReaderRole: e.cfg.ReaderRole, WriterRole: e.cfg.WriterRole}, e.log)
 }
 
 func cmdMigrate(ctx context.Context, e *app, args []string) error {

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -20,6 +19,7 @@ import (
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"github.com/aws/smithy-go"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pgtrail/pgtrail/migrations"
@@ -435,9 +435,8 @@ func (st *status) unreachable() []string {
 // print writes the screen.
 func (st *status) print(w io.Writer, cfg *Config) {
 	fmt.Fprintf(w, "pgtrail status at %s (pgtrail %s)\n\n", st.Now.Format(time.RFC3339), version)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row := func(label, format string, args ...any) {
-		fmt.Fprintf(tw, "%s\t"+format+"\n", append([]any{label}, args...)...)
+		fmt.Fprintf(w, "%-14s "+format+"\n", append([]any{label}, args...)...)
 	}
 
 	switch q := st.Queue; {
@@ -457,7 +456,7 @@ func (st *status) print(w io.Writer, cfg *Config) {
 		default:
 			row("  oldest", "%s old (CloudWatch, at %s)", o.Age.Round(time.Second), o.At.UTC().Format("15:04 MST"))
 		}
-		row("  settings", "visibility %s (pgtrail sets %s), retention %s", q.Visibility, cfg.VisibilityTimeout, days(q.Retention))
+		row("  settings", "visibility timeout %s (pgtrail sets %s), retention %s", short(q.Visibility), short(cfg.VisibilityTimeout), short(q.Retention))
 	}
 	if q := st.Queue; q != nil && q.Err == nil {
 		switch d := st.DLQ; {
@@ -471,7 +470,7 @@ func (st *status) print(w io.Writer, cfg *Config) {
 			row("  messages", "%d waiting, %d in flight (moved there after %d receives)", d.Visible, d.InFlight, q.MaxReceiveCount)
 		}
 	}
-	row("", "")
+	fmt.Fprintln(w)
 
 	db := st.DB
 	row("database", "%s", db.URL)
@@ -509,11 +508,29 @@ func (st *status) print(w io.Writer, cfg *Config) {
 		if p := db.Partitions; p.Count == 0 {
 			row("  partitions", "none yet")
 		} else {
-			row("  partitions", "%d daily, %s to %s, %s, about %d rows", p.Count, partitionDay(p.Oldest), partitionDay(p.Newest), bytesIEC(p.Bytes), p.RowsGuess)
+			rows := ""
+			if p.RowsGuess > 0 {
+				rows = fmt.Sprintf(", about %d rows", p.RowsGuess)
+			}
+			row("  partitions", "%d daily, %s to %s, %s%s", p.Count, partitionDay(p.Oldest), partitionDay(p.Newest), bytesIEC(p.Bytes), rows)
 		}
-		row("  retention", "none: pgtrail drops no partition; drop old ones yourself (DROP TABLE cloudtrail_events_YYYYMMDD)")
+		row("  retention", "%s", st.retention(cfg.RetentionDays))
 	}
-	_ = tw.Flush()
+}
+
+// retention describes PGTRAIL_RETENTION_DAYS as this environment sets it,
+// and warns when partitions older than it are still there.
+func (st *status) retention(days int) string {
+	if days == 0 {
+		return "PGTRAIL_RETENTION_DAYS=0 here: every partition is kept"
+	}
+	cutoff := sink.RetentionCutoff(st.Now, days)
+	s := fmt.Sprintf("PGTRAIL_RETENTION_DAYS=%d here: partitions before %s go", days, cutoff.Format(time.DateOnly))
+	// Retention runs hourly: a partition a day past the cutoff is overdue.
+	if oldest, err := time.Parse(time.DateOnly, partitionDay(st.DB.Partitions.Oldest)); err == nil && oldest.Before(cutoff.AddDate(0, 0, -1)) {
+		s += fmt.Sprintf("; OVERDUE: %s is still there (is retention failing? see pgtrail retention -dry-run)", oldest.Format(time.DateOnly))
+	}
+	return s
 }
 
 // String summarizes an ingest window.
@@ -534,10 +551,15 @@ func partitionDay(name string) string {
 	return name
 }
 
-// days prints a duration of whole days as such.
-func days(d time.Duration) string {
-	if d > 0 && d%(24*time.Hour) == 0 {
-		return fmt.Sprintf("%dd", d/(24*time.Hour))
+// short prints a duration in its largest whole unit: 4d, 1h, 5m, 30s.
+func short(d time.Duration) string {
+	for _, u := range []struct {
+		d    time.Duration
+		name string
+	}{{24 * time.Hour, "d"}, {time.Hour, "h"}, {time.Minute, "m"}, {time.Second, "s"}} {
+		if d >= u.d && d%u.d == 0 {
+			return fmt.Sprintf("%d%s", d/u.d, u.name)
+		}
 	}
 	return d.String()
 }
@@ -556,15 +578,19 @@ func bytesIEC(n int64) string {
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGT"[exp])
 }
 
-// shortErr keeps the first line of an error, which for the SDK's errors
-// carries the service's code and message.
+// shortErr is the service's error code and message when AWS answered with
+// one, else the start of the error's first line.
 func shortErr(err error) string {
+	var ae smithy.APIError
+	if errors.As(err, &ae) && ae.ErrorCode() != "" {
+		return ae.ErrorCode() + ": " + ae.ErrorMessage()
+	}
 	s := err.Error()
 	if i := strings.IndexByte(s, '\n'); i >= 0 {
 		s = s[:i]
 	}
-	if len(s) > 200 {
-		s = s[:200] + "…"
+	if len(s) > 120 {
+		s = s[:120] + "…"
 	}
 	return s
 }

@@ -67,9 +67,6 @@ func useLocalAWS(t *testing.T) *localaws.Stack {
 		"AWS_CONFIG_FILE":             none,
 		"AWS_SHARED_CREDENTIALS_FILE": none,
 		"AWS_EC2_METADATA_DISABLED":   "true",
-		// The emulated S3 sends no checksums; with the default
-		// (when_supported) the SDK logs that on every GetObject.
-		"AWS_RESPONSE_CHECKSUM_VALIDATION": "when_required",
 	} {
 		t.Setenv(k, v)
 	}
@@ -199,7 +196,7 @@ func TestStatusQueues(t *testing.T) {
 		"queue", queue,
 		"messages", "2 waiting, 0 in flight, 0 delayed",
 		"oldest", "unknown (",
-		"settings", "visibility 30s (pgtrail sets 1m0s)",
+		"settings", "visibility timeout 30s (pgtrail sets 1m)",
 		"dead letters", dlq,
 		"messages", "1 waiting, 0 in flight (moved there after 3 receives)",
 		"database",
@@ -276,4 +273,32 @@ func corpusRoot(tb testing.TB) string {
 	}
 	tb.Skipf("CloudTrail corpus not found: no shared/corpus in %s or above (set PGTRAIL_CORPUS)", wd)
 	return ""
+}
+
+func TestShort(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[time.Duration]string{
+		0: "0s", 30 * time.Second: "30s", time.Minute: "1m", 90 * time.Second: "90s",
+		time.Hour: "1h", 96 * time.Hour: "4d", 1500 * time.Millisecond: "1.5s",
+	} {
+		if got := short(in); got != want {
+			t.Errorf("short(%s) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestStatusRetention(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+	st := &status{Now: now}
+	if got := st.retention(0); !strings.Contains(got, "every partition is kept") {
+		t.Errorf("retention(0) = %q", got)
+	}
+	st.DB.Partitions.Oldest = "cloudtrail_events_20260301"
+	if got := st.retention(9); strings.Contains(got, "OVERDUE") || !strings.Contains(got, "partitions before 2026-03-01 go") {
+		t.Errorf("retention(9) with the oldest partition at the cutoff = %q", got)
+	}
+	if got := st.retention(7); !strings.Contains(got, "OVERDUE: 2026-03-01 is still there") {
+		t.Errorf("retention(7) with a partition two days past the cutoff = %q", got)
+	}
 }

@@ -35,8 +35,12 @@ const DefaultAddr = "127.0.0.1:0"
 // Options configures Start.
 type Options struct {
 	// Addr is the loopback host:port to listen on. Empty means DefaultAddr.
-	// Start refuses any address that is not loopback.
+	// Start refuses any address that is not loopback, unless AllowRemote.
 	Addr string
+	// AllowRemote lets Addr be any address, for a container whose port is
+	// published on the host's loopback only. The emulators check no
+	// credentials: never expose them further.
+	AllowRemote bool
 	// Verbose sends goaws' logs from info level up to stderr; by default
 	// they are discarded. goaws logs through the process-wide logrus
 	// logger, so the first Stack of the process decides.
@@ -105,8 +109,10 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 	if addr == "" {
 		addr = DefaultAddr
 	}
-	if err := checkLoopback(addr); err != nil {
-		return nil, err
+	if !opts.AllowRemote {
+		if err := checkLoopback(addr); err != nil {
+			return nil, err
+		}
 	}
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", addr)
