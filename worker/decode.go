@@ -2,6 +2,7 @@ package worker
 
 import (
 	"bufio"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -10,14 +11,20 @@ import (
 	"github.com/klauspost/compress/gzip"
 )
 
-// Default limits. CloudTrail caps an event at 256 KB, so a 1 MiB record cap
-// never fires on real data while bounding a Decoder's buffer to about 1 MiB.
-// The object cap bounds the CPU a gzip bomb can cost (inflate runs at roughly
-// 1 GB/s) and is far above any real CloudTrail file, which is delivered every
-// five minutes per account and region and is tens of MB at most.
+// Default limits.
+//
+// CloudTrail records are a few KB; the service caps an event at 256 KB, or
+// more with the opt-in "Large" event size (about 1 MB). One record over the
+// cap fails its whole object, so the cap is well above that: 4 MiB. The
+// Decoder's buffer grows to the cap only while such a record is read, and
+// Reset drops a grown buffer.
+//
+// The object cap bounds the CPU a gzip bomb can cost (inflate runs at a few
+// hundred MB/s per core, so seconds) while staying far above real CloudTrail
+// files, which are delivered every few minutes per account and region.
 const (
 	DefaultMaxObjectBytes = 2 << 30 // 2 GiB decompressed
-	DefaultMaxRecordBytes = 1 << 20 // 1 MiB
+	DefaultMaxRecordBytes = 4 << 20 // 4 MiB
 )
 
 // MaxRecordDepth is how deeply a record may nest objects and arrays; the
@@ -470,8 +477,6 @@ func (d *Decoder) fill() error {
 			d.eof = true
 		case err != nil:
 			return d.readError(err)
-		case n == 0:
-			return nil // let the caller retry rather than spin here
 		}
 	}
 	return nil
@@ -509,24 +514,39 @@ func (d *Decoder) errorf(kind, cause error, format string, args ...any) *DecodeE
 	}
 }
 
-// record is the index of the record being read, or -1 outside Records.
+// record is the index of the record being read (or just read), or -1
+// outside Records.
 func (d *Decoder) record() int {
 	switch d.state {
-	case stFirstRecord, stRecord, stAfterRecord:
+	case stFirstRecord, stRecord:
 		return d.index
+	case stAfterRecord:
+		return d.index - 1
 	}
 	return -1
 }
 
 // sourceReader remembers the error of the caller's reader, so that a
-// dropped connection is not mistaken for a corrupt object.
+// dropped connection is not mistaken for a corrupt object. Like bufio, it
+// turns a reader that keeps returning neither data nor an error into
+// io.ErrNoProgress, which the gzip header reader would otherwise wait on
+// forever.
 type sourceReader struct {
-	r   io.Reader
-	err error
+	r     io.Reader
+	err   error
+	empty int // consecutive reads that returned nothing
 }
 
 func (s *sourceReader) Read(p []byte) (int, error) {
 	n, err := s.r.Read(p)
+	switch {
+	case n > 0 || err != nil || len(p) == 0:
+		s.empty = 0
+	case s.empty < 99:
+		s.empty++
+	default:
+		err = io.ErrNoProgress
+	}
 	if err != nil && err != io.EOF {
 		s.err = err
 	}
@@ -745,9 +765,7 @@ func scanString(b []byte, final bool) (int, uint8, error) {
 	var flags uint8
 	i := 0
 	for {
-		for i < len(b) && strPlain[b[i]] {
-			i++
-		}
+		i = skipPlain(b, i)
 		if i >= len(b) {
 			break
 		}
@@ -820,6 +838,32 @@ short:
 		return 0, 0, &syntaxError{msg: "unterminated string", off: len(b)}
 	}
 	return 0, 0, errShort
+}
+
+// skipPlain returns the index of the first byte at or after i that is not
+// plain string content (see strPlain), or len(b). It tests eight bytes at a
+// time: a word has no special byte if none is below 0x20, none is '"' or
+// '\\', and none has the high bit set.
+func skipPlain(b []byte, i int) int {
+	const (
+		ones  = 0x0101010101010101
+		highs = 0x8080808080808080
+	)
+	for ; i+8 <= len(b); i += 8 {
+		x := binary.LittleEndian.Uint64(b[i:])
+		q := x ^ ('"' * ones)
+		bs := x ^ ('\\' * ones)
+		special := ((x - 0x20*ones) | (q - ones) | (bs - ones) | x) & highs
+		if special != 0 {
+			// A borrow only spreads upward, so the lowest flagged byte is a
+			// real one; the byte loop below stops there.
+			break
+		}
+	}
+	for i < len(b) && strPlain[b[i]] {
+		i++
+	}
+	return i
 }
 
 // validRune checks the UTF-8 sequence at the start of b, whose first byte is

@@ -181,8 +181,12 @@ func FuzzNormalize(f *testing.F) {
 		if err != nil {
 			continue
 		}
-		for _, r := range recs {
-			f.Add([]byte(r))
+		// One record per object, or all of them from the sources with
+		// oddities, keeps the baseline run short.
+		for i, r := range recs {
+			if i == 0 || strings.Contains(p, "panther") || strings.Contains(p, "malformed") {
+				f.Add([]byte(r))
+			}
 		}
 	}
 	for _, s := range []string{

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -101,8 +102,12 @@ const (
 	numFields
 )
 
-// span is where a value lies in the record: [start, end), empty if absent.
-type span struct{ start, end int32 }
+// span is where a value lies in the record: [start, end), empty if absent;
+// escaped if it has backslash escapes.
+type span struct {
+	start, end int32
+	escaped    bool
+}
 
 // recordParser finds the mapped values of one record in a single pass that
 // also validates the whole record.
@@ -112,11 +117,15 @@ type recordParser struct {
 	start, end int // the record object within b
 	flags      uint8
 	spans      [numFields]span
+	kbuf       [64]byte // unquoted keys
 }
 
 var errNotObject = errors.New("record is not a JSON object")
 
 func (p *recordParser) parse(raw []byte) error {
+	if len(raw) > math.MaxInt32 {
+		return errors.New("record larger than 2 GiB") // spans are int32
+	}
 	p.b = raw
 	p.skipSpace()
 	if p.i >= len(p.b) || p.b[p.i] != '{' {
@@ -126,7 +135,7 @@ func (p *recordParser) parse(raw []byte) error {
 		return errNotObject
 	}
 	p.start = p.i
-	if err := p.object(visitTop); err != nil {
+	if err := p.object(inRecord); err != nil {
 		return fmt.Errorf("record is not valid JSON: %w", err)
 	}
 	p.end = p.i
@@ -137,121 +146,120 @@ func (p *recordParser) parse(raw []byte) error {
 	return nil
 }
 
-func visitTop(p *recordParser, key []byte) error {
-	switch string(key) {
-	case "eventID":
-		return p.take(fEventID)
-	case "eventTime":
-		return p.take(fEventTime)
-	case "eventVersion":
-		return p.take(fEventVersion)
-	case "eventSource":
-		return p.take(fEventSource)
-	case "eventName":
-		return p.take(fEventName)
-	case "eventType":
-		return p.take(fEventType)
-	case "eventCategory":
-		return p.take(fEventCategory)
-	case "awsRegion":
-		return p.take(fAWSRegion)
-	case "sourceIPAddress":
-		return p.take(fSourceIPAddress)
-	case "userAgent":
-		return p.take(fUserAgent)
-	case "errorCode":
-		return p.take(fErrorCode)
-	case "errorMessage":
-		return p.take(fErrorMessage)
-	case "requestID":
-		return p.take(fRequestID)
-	case "readOnly":
-		return p.take(fReadOnly)
-	case "managementEvent":
-		return p.take(fManagementEvent)
-	case "recipientAccountId":
-		return p.take(fRecipientAccountID)
-	case "sharedEventID":
-		return p.take(fSharedEventID)
-	case "vpcEndpointId":
-		return p.take(fVPCEndpointID)
-	case "requestParameters":
-		return p.take(fRequestParameters)
-	case "responseElements":
-		return p.take(fResponseElements)
-	case "additionalEventData":
-		return p.take(fAdditionalEventData)
-	case "resources":
-		return p.take(fResources)
-	case "userIdentity":
-		// A later duplicate replaces the whole identity, as in jsonb.
-		for f := fIdentityType; f <= fInvokedBy; f++ {
-			p.spans[f] = span{}
+// Objects that Normalize looks into.
+const (
+	inRecord = iota
+	inIdentity
+	inSessionContext
+	inSessionIssuer
+	inAttributes
+	inInsight
+)
+
+// member consumes the value of the member key of an object of kind level.
+func (p *recordParser) member(level int, key []byte) error {
+	switch level {
+	case inRecord:
+		switch string(key) {
+		case "eventID":
+			return p.take(fEventID)
+		case "eventTime":
+			return p.take(fEventTime)
+		case "eventVersion":
+			return p.take(fEventVersion)
+		case "eventSource":
+			return p.take(fEventSource)
+		case "eventName":
+			return p.take(fEventName)
+		case "eventType":
+			return p.take(fEventType)
+		case "eventCategory":
+			return p.take(fEventCategory)
+		case "awsRegion":
+			return p.take(fAWSRegion)
+		case "sourceIPAddress":
+			return p.take(fSourceIPAddress)
+		case "userAgent":
+			return p.take(fUserAgent)
+		case "errorCode":
+			return p.take(fErrorCode)
+		case "errorMessage":
+			return p.take(fErrorMessage)
+		case "requestID":
+			return p.take(fRequestID)
+		case "readOnly":
+			return p.take(fReadOnly)
+		case "managementEvent":
+			return p.take(fManagementEvent)
+		case "recipientAccountId":
+			return p.take(fRecipientAccountID)
+		case "sharedEventID":
+			return p.take(fSharedEventID)
+		case "vpcEndpointId":
+			return p.take(fVPCEndpointID)
+		case "requestParameters":
+			return p.take(fRequestParameters)
+		case "responseElements":
+			return p.take(fResponseElements)
+		case "additionalEventData":
+			return p.take(fAdditionalEventData)
+		case "resources":
+			return p.take(fResources)
+		case "userIdentity":
+			// A later duplicate replaces the whole identity, as in jsonb.
+			for f := fIdentityType; f <= fInvokedBy; f++ {
+				p.spans[f] = span{}
+			}
+			p.spans[fMFAAuthenticated] = span{}
+			return p.descend(inIdentity)
+		case "insightDetails":
+			p.spans[fInsightEventSource], p.spans[fInsightEventName] = span{}, span{}
+			return p.descend(inInsight)
 		}
-		p.spans[fMFAAuthenticated] = span{}
-		return p.descend(visitIdentity)
-	case "insightDetails":
-		p.spans[fInsightEventSource], p.spans[fInsightEventName] = span{}, span{}
-		return p.descend(visitInsight)
-	}
-	return p.skip()
-}
-
-func visitIdentity(p *recordParser, key []byte) error {
-	switch string(key) {
-	case "type":
-		return p.take(fIdentityType)
-	case "arn":
-		return p.take(fIdentityARN)
-	case "accountId":
-		return p.take(fIdentityAccountID)
-	case "principalId":
-		return p.take(fIdentityPrincipalID)
-	case "accessKeyId":
-		return p.take(fIdentityAccessKeyID)
-	case "userName":
-		return p.take(fIdentityUserName)
-	case "invokedBy":
-		return p.take(fInvokedBy)
-	case "sessionContext":
-		p.spans[fSessionIssuerARN], p.spans[fMFAAuthenticated] = span{}, span{}
-		return p.descend(visitSessionContext)
-	}
-	return p.skip()
-}
-
-func visitSessionContext(p *recordParser, key []byte) error {
-	switch string(key) {
-	case "sessionIssuer":
-		p.spans[fSessionIssuerARN] = span{}
-		return p.descend(visitSessionIssuer)
-	case "attributes":
-		p.spans[fMFAAuthenticated] = span{}
-		return p.descend(visitAttributes)
-	}
-	return p.skip()
-}
-
-func visitSessionIssuer(p *recordParser, key []byte) error {
-	if string(key) == "arn" {
-		return p.take(fSessionIssuerARN)
-	}
-	return p.skip()
-}
-
-func visitAttributes(p *recordParser, key []byte) error {
-	if string(key) == "mfaAuthenticated" {
-		return p.take(fMFAAuthenticated)
-	}
-	return p.skip()
-}
-
-func visitInsight(p *recordParser, key []byte) error {
-	switch string(key) {
-	case "eventSource":
-		return p.take(fInsightEventSource)
-	case "eventName":
-		return p.take(fInsightEventName)
+	case inIdentity:
+		switch string(key) {
+		case "type":
+			return p.take(fIdentityType)
+		case "arn":
+			return p.take(fIdentityARN)
+		case "accountId":
+			return p.take(fIdentityAccountID)
+		case "principalId":
+			return p.take(fIdentityPrincipalID)
+		case "accessKeyId":
+			return p.take(fIdentityAccessKeyID)
+		case "userName":
+			return p.take(fIdentityUserName)
+		case "invokedBy":
+			return p.take(fInvokedBy)
+		case "sessionContext":
+			p.spans[fSessionIssuerARN], p.spans[fMFAAuthenticated] = span{}, span{}
+			return p.descend(inSessionContext)
+		}
+	case inSessionContext:
+		switch string(key) {
+		case "sessionIssuer":
+			p.spans[fSessionIssuerARN] = span{}
+			return p.descend(inSessionIssuer)
+		case "attributes":
+			p.spans[fMFAAuthenticated] = span{}
+			return p.descend(inAttributes)
+		}
+	case inSessionIssuer:
+		if string(key) == "arn" {
+			return p.take(fSessionIssuerARN)
+		}
+	case inAttributes:
+		if string(key) == "mfaAuthenticated" {
+			return p.take(fMFAAuthenticated)
+		}
+	case inInsight:
+		switch string(key) {
+		case "eventSource":
+			return p.take(fInsightEventSource)
+		case "eventName":
+			return p.take(fInsightEventName)
+		}
 	}
 	return p.skip()
 }
@@ -262,11 +270,10 @@ func (p *recordParser) skipSpace() {
 	}
 }
 
-// object walks the object at p.i, calling visit with each key (unquoted);
-// visit must consume the member's value.
-func (p *recordParser) object(visit func(*recordParser, []byte) error) error {
+// object walks the object at p.i, of kind level, passing each member to
+// p.member.
+func (p *recordParser) object(level int) error {
 	p.i++ // '{'
-	var kbuf [64]byte
 	for first := true; ; first = false {
 		p.skipSpace()
 		if p.i >= len(p.b) {
@@ -295,7 +302,7 @@ func (p *recordParser) object(visit func(*recordParser, []byte) error) error {
 		p.flags |= flags
 		key := p.b[p.i+1 : p.i+n]
 		if flags&flagEscape != 0 {
-			key = appendUnquoted(kbuf[:0], key)
+			key = appendUnquoted(p.kbuf[:0], key)
 		}
 		p.i += 1 + n
 		p.skipSpace()
@@ -304,7 +311,7 @@ func (p *recordParser) object(visit func(*recordParser, []byte) error) error {
 		}
 		p.i++
 		p.skipSpace()
-		if err := visit(p, key); err != nil {
+		if err := p.member(level, key); err != nil {
 			return err
 		}
 	}
@@ -323,19 +330,21 @@ func (p *recordParser) skip() error {
 
 // take records where the value at p.i lies, then passes over it.
 func (p *recordParser) take(f int) error {
-	start := p.i
-	if err := p.skip(); err != nil {
-		return err
+	n, flags, err := scanValue(p.b[p.i:], true)
+	if err != nil {
+		return shiftErr(err, p.i)
 	}
-	p.spans[f] = span{int32(start), int32(p.i)}
+	p.flags |= flags
+	p.spans[f] = span{int32(p.i), int32(p.i + n), flags&flagEscape != 0}
+	p.i += n
 	return nil
 }
 
-// descend walks the value at p.i with visit if it is an object, and skips
-// it otherwise.
-func (p *recordParser) descend(visit func(*recordParser, []byte) error) error {
+// descend walks the value at p.i as an object of kind level if it is an
+// object, and skips it otherwise.
+func (p *recordParser) descend(level int) error {
 	if p.i < len(p.b) && p.b[p.i] == '{' {
-		return p.object(visit)
+		return p.object(level)
 	}
 	return p.skip()
 }
@@ -358,7 +367,7 @@ func (p *recordParser) event(bucket, key string) (Event, error) {
 	text := stack[:0]
 	var ends [numTextFields]int
 	for f := range numTextFields {
-		text = appendText(text, p.value(f))
+		text = appendText(text, p.value(f), p.spans[f].escaped)
 		ends[f] = len(text)
 	}
 	all := string(text)
@@ -371,8 +380,8 @@ func (p *recordParser) event(bucket, key string) (Event, error) {
 	}
 
 	// One copy of the record backs Record and the JSON columns.
-	rec := make([]byte, p.end-p.start)
-	copy(rec, p.b[p.start:p.end])
+	rec := append([]byte(nil), p.b[p.start:p.end]...)
+	rec = rec[:len(rec):len(rec)]
 	column := func(f int) []byte {
 		s := p.spans[f]
 		if s.end == 0 {
@@ -385,6 +394,7 @@ func (p *recordParser) event(bucket, key string) (Event, error) {
 		return v
 	}
 
+	var bools boolSet
 	ev := Event{
 		EventID:                 field(fEventID),
 		EventTime:               t,
@@ -403,13 +413,13 @@ func (p *recordParser) event(bucket, key string) (Event, error) {
 		UserIdentityAccessKeyID: field(fIdentityAccessKeyID),
 		UserIdentityUserName:    field(fIdentityUserName),
 		SessionIssuerARN:        field(fSessionIssuerARN),
-		SessionMFAAuthenticated: parseBool(p.value(fMFAAuthenticated)),
+		SessionMFAAuthenticated: bools.parse(0, p.value(fMFAAuthenticated)),
 		InvokedBy:               field(fInvokedBy),
 		ErrorCode:               field(fErrorCode),
 		ErrorMessage:            field(fErrorMessage),
 		RequestID:               field(fRequestID),
-		ReadOnly:                parseBool(p.value(fReadOnly)),
-		ManagementEvent:         parseBool(p.value(fManagementEvent)),
+		ReadOnly:                bools.parse(1, p.value(fReadOnly)),
+		ManagementEvent:         bools.parse(2, p.value(fManagementEvent)),
 		RecipientAccountID:      field(fRecipientAccountID),
 		SharedEventID:           field(fSharedEventID),
 		VPCEndpointID:           field(fVPCEndpointID),
@@ -437,12 +447,15 @@ func (p *recordParser) event(bucket, key string) (Event, error) {
 }
 
 // appendText appends the text of a JSON value: a string's contents, the
-// text of a number or boolean, nothing for anything else.
-func appendText(dst, v []byte) []byte {
+// text of a number or boolean, nothing for anything else. A string without
+// escapes is copied as it is (the record is valid UTF-8 by now).
+func appendText(dst, v []byte, escaped bool) []byte {
 	if len(v) == 0 {
 		return dst
 	}
 	switch c := v[0]; {
+	case c == '"' && !escaped:
+		return append(dst, v[1:len(v)-1]...)
 	case c == '"':
 		return appendUnquoted(dst, v[1:len(v)-1])
 	case c == 't' || c == 'f' || c == '-' || ('0' <= c && c <= '9'):
@@ -521,26 +534,39 @@ func appendUnquoted(dst, s []byte) []byte {
 	return dst
 }
 
+// boolSet gives an Event's booleans one allocation between them.
+type boolSet struct{ vals *[3]bool }
+
+// parse stores the boolean v in slot i and returns a pointer to it, or nil.
+func (s *boolSet) parse(i int, v []byte) *bool {
+	b, ok := parseBool(v)
+	if !ok {
+		return nil
+	}
+	if s.vals == nil {
+		s.vals = new([3]bool)
+	}
+	s.vals[i] = b
+	return &s.vals[i]
+}
+
 // parseBool reads true, false, or a string "true" or "false" in any case.
-func parseBool(v []byte) *bool {
-	var b bool
+func parseBool(v []byte) (value, ok bool) {
 	switch {
 	case string(v) == "true":
-		b = true
+		return true, true
 	case string(v) == "false":
+		return false, true
 	case len(v) > 2 && v[0] == '"':
 		s := string(v[1 : len(v)-1])
 		switch {
 		case strings.EqualFold(s, "true"):
-			b = true
+			return true, true
 		case strings.EqualFold(s, "false"):
-		default:
-			return nil
+			return false, true
 		}
-	default:
-		return nil
 	}
-	return &b
+	return false, false
 }
 
 // parseEventTime parses eventTime's raw JSON value; see Normalize.
