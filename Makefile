@@ -32,3 +32,11 @@ fuzz:
 
 demo:
 	./scripts/demo.sh
+
+# The throughput benchmark (bench/cmd/pgtrail-bench): decode and COPY limits,
+# pgtrail run across object concurrencies, pgtrail ingest, one 1 GB object,
+# json vs jsonb; writes bench/results.json and bench/throughput.png. Needs
+# the PostgreSQL of `make test`. BENCHFLAGS=-quick is the CI smoke run.
+BENCHFLAGS ?= -big 1 -storage
+bench: build
+	$(GO) run ./bench/cmd/pgtrail-bench -bin bin/pgtrail -out bench $(BENCHFLAGS)

@@ -2,9 +2,11 @@ package sink
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"go.uber.org/zap"
 
 	"github.com/pgtrail/pgtrail/migrations"
@@ -38,11 +40,19 @@ func (p *Postgres) Migrate(ctx context.Context) ([]int, error) {
 		_, _ = conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, migrateLockKey)
 	}()
 
-	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS pgtrail_schema_migrations (
+	// A role without CREATE on the schema (the writer) may still check
+	// that the schema is current.
+	var exists bool
+	if err := conn.QueryRow(ctx, `SELECT to_regclass('pgtrail_schema_migrations') IS NOT NULL`).Scan(&exists); err != nil {
+		return nil, fmt.Errorf("migrate: find version table: %w", classify(err))
+	}
+	if !exists {
+		if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS pgtrail_schema_migrations (
         version    integer     PRIMARY KEY,
         name       text        NOT NULL,
         applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
-		return nil, fmt.Errorf("migrate: create version table: %w", classify(err))
+			return nil, fmt.Errorf("migrate: create version table: %w", ownerHint(classify(err)))
+		}
 	}
 	applied := map[int]bool{}
 	rows, err := conn.Query(ctx, `SELECT version FROM pgtrail_schema_migrations`)
@@ -70,9 +80,15 @@ func (p *Postgres) Migrate(ctx context.Context) ([]int, error) {
 		if err != nil {
 			return done, fmt.Errorf("migrate: %s: begin: %w", m.Name, classify(err))
 		}
+		// The role names reach the SQL as settings local to the transaction.
+		if _, err := tx.Exec(ctx, `SELECT set_config('pgtrail.reader_role', $1, true), set_config('pgtrail.writer_role', $2, true)`,
+			p.roles[0], p.roles[1]); err != nil {
+			_ = tx.Rollback(ctx)
+			return done, fmt.Errorf("migrate: %s: set roles: %w", m.Name, classify(err))
+		}
 		if _, err := tx.Exec(ctx, m.SQL); err != nil {
 			_ = tx.Rollback(ctx)
-			return done, fmt.Errorf("migrate: %s: %w", m.Name, err)
+			return done, fmt.Errorf("migrate: %s: %w", m.Name, ownerHint(err))
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO pgtrail_schema_migrations (version, name) VALUES ($1, $2)`, m.Version, m.Name); err != nil {
 			_ = tx.Rollback(ctx)
@@ -85,6 +101,23 @@ func (p *Postgres) Migrate(ctx context.Context) ([]int, error) {
 		done = append(done, m.Version)
 	}
 	return done, nil
+}
+
+// ownerHint adds to a migration's error the server's hint, if any, and to a
+// permission error the likely cause: migrations must run as the schema's
+// owner, not as the writer or reader role.
+func ownerHint(err error) error {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return err
+	}
+	if pgErr.Code == "42501" { // insufficient_privilege
+		return fmt.Errorf("%w (run pgtrail migrate as the schema's owner, and set PGTRAIL_MIGRATE=false for workers that connect as the writer role)", err)
+	}
+	if pgErr.Hint != "" {
+		return fmt.Errorf("%w (%s)", err, pgErr.Hint)
+	}
+	return err
 }
 
 func zapDay(t time.Time) zap.Field { return zap.String("day", t.Format(time.DateOnly)) }

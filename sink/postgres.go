@@ -7,10 +7,12 @@
 package sink
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -32,15 +34,32 @@ type Config struct {
 	URL string
 	// MaxConns caps the pool; 0 leaves pgx's default.
 	MaxConns int32
+	// ReaderRole and WriterRole name the roles that Migrate creates (if
+	// absent) and grants to; empty means DefaultReaderRole and
+	// DefaultWriterRole. See migrations/0005_roles.sql.
+	ReaderRole, WriterRole string
 }
+
+// The roles' names when Config leaves them empty.
+const (
+	DefaultReaderRole = "pgtrail_reader"
+	DefaultWriterRole = "pgtrail_writer"
+)
 
 // Postgres is the PostgreSQL sink. It is safe for concurrent use.
 type Postgres struct {
-	pool *pgxpool.Pool
-	log  *zap.Logger
+	pool  *pgxpool.Pool
+	log   *zap.Logger
+	roles [2]string // reader, writer
 
 	mu   sync.Mutex
 	days map[int64]bool // UTC days (Unix days) whose partition is known to exist
+	// recordIsJSONB is the type of cloudtrail_events.record, once known.
+	recordKnown, recordIsJSONB bool
+
+	// clean counts the latest buffered batches in a row that found no
+	// stored duplicate (see writeBuffered).
+	clean atomic.Int64
 }
 
 // Open connects to the database. It does not run migrations.
@@ -61,7 +80,8 @@ func Open(ctx context.Context, cfg Config, log *zap.Logger) (*Postgres, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open: %w", scrub(err, cfg.URL))
 	}
-	return &Postgres{pool: pool, log: log, days: map[int64]bool{}}, nil
+	roles := [2]string{cmp.Or(cfg.ReaderRole, DefaultReaderRole), cmp.Or(cfg.WriterRole, DefaultWriterRole)}
+	return &Postgres{pool: pool, log: log, roles: roles, days: map[int64]bool{}}, nil
 }
 
 // Pool exposes the connection pool to the commands that query it directly.

@@ -78,8 +78,18 @@ const upsertLedger = `INSERT INTO cloudtrail_objects
 
 // Write stores every row of objs, and one ledger row per object, in one
 // transaction. Errors worth retrying are marked (see Transient); a decode
-// error from a RowSource is returned as it is.
+// error from a RowSource is returned as it is. Objects decoded ahead take
+// the buffered path (batch.go); others stream through the staging table.
 func (p *Postgres) Write(ctx context.Context, objs []*worker.Object) ([]worker.WriteResult, error) {
+	if bufs, ok := buffered(objs); ok && len(objs) > 0 {
+		return p.writeBuffered(ctx, objs, bufs)
+	}
+	return p.writeStaged(ctx, objs)
+}
+
+// writeStaged COPYs the rows into the staging table and moves them into
+// cloudtrail_events with INSERT … ON CONFLICT DO NOTHING.
+func (p *Postgres) writeStaged(ctx context.Context, objs []*worker.Object) ([]worker.WriteResult, error) {
 	res := make([]worker.WriteResult, len(objs))
 	if len(objs) == 0 {
 		return res, nil
@@ -107,21 +117,21 @@ func (p *Postgres) Write(ctx context.Context, objs []*worker.Object) ([]worker.W
 	}
 	rows, err := tx.Query(ctx, insertEvents)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: insert events: %w", classify(err))
+		return nil, fmt.Errorf("postgres: insert events: %w", p.missingPartition(classify(err)))
 	}
 	for rows.Next() {
 		var bucket, key string
 		var n int
 		if err := rows.Scan(&bucket, &key, &n); err != nil {
 			rows.Close()
-			return nil, fmt.Errorf("postgres: insert events: %w", classify(err))
+			return nil, fmt.Errorf("postgres: insert events: %w", p.missingPartition(classify(err)))
 		}
 		if i, ok := byKey[[2]string{bucket, key}]; ok {
 			res[i].Inserted += n
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("postgres: insert events: %w", classify(err))
+		return nil, fmt.Errorf("postgres: insert events: %w", p.missingPartition(classify(err)))
 	}
 	if src.rejects > 0 {
 		if _, err := tx.Exec(ctx, insertRejects); err != nil {
@@ -163,7 +173,7 @@ func (p *Postgres) ensurePartitions(ctx context.Context, days map[int64]bool) er
 	for _, d := range missing {
 		day := time.Unix(d*86400, 0).UTC()
 		var created bool
-		if err := p.pool.QueryRow(ctx, `SELECT pgtrail_ensure_partition($1::date)`, day.Format(time.DateOnly)).Scan(&created); err != nil {
+		if err := p.pool.QueryRow(ctx, `SELECT pgtrail_ensure_partition(date '1970-01-01' + $1::integer)`, d).Scan(&created); err != nil {
 			return fmt.Errorf("postgres: partition for %s: %w", day.Format(time.DateOnly), classify(err))
 		}
 		if created {
@@ -214,7 +224,7 @@ func (s *copySource) Next() bool {
 			s.rejects++
 		} else {
 			s.res[s.i].Events++
-			s.days[s.row.Event.EventTime.Unix()/86400] = true
+			s.days[unixDay(s.row.Event.EventTime)] = true
 		}
 		return true
 	}

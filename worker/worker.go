@@ -72,6 +72,11 @@ type Config struct {
 	// Drain makes Run return once a receive finds the queue empty and no
 	// message is being processed: for backfills and demos.
 	Drain bool
+	// StallTimeout is how long a GetObject may wait for S3's answer, or for
+	// the next bytes of the body, before the attempt is given up and
+	// retried (default 30 s). It is not a deadline: a slow body that keeps
+	// coming is read to the end.
+	StallTimeout time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -98,6 +103,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Backoff.Attempts <= 0 {
 		c.Backoff = DefaultBackoff
+	}
+	if c.StallTimeout <= 0 {
+		c.StallTimeout = 30 * time.Second
 	}
 }
 
@@ -173,6 +181,11 @@ func (w *Worker) Run(ctx context.Context) error {
 	return nil
 }
 
+// receiveMargin is how much longer than the long-poll wait a receive may
+// take before it is abandoned; messages it may have received become
+// visible again after their timeout.
+const receiveMargin = 10 * time.Second
+
 // poll is one long-poll loop.
 func (w *Worker) poll(ctx, work context.Context, handlers *errgroup.Group, id int, stopPolling func()) {
 	log := w.log.With(zap.Int("poller", id))
@@ -186,13 +199,17 @@ func (w *Worker) poll(ctx, work context.Context, handlers *errgroup.Group, id in
 		for room < 10 && w.inflight.TryAcquire(1) {
 			room++
 		}
-		out, err := w.sqs.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
+		// The SDK sets SQS no read timeout: the bound keeps a connection
+		// that goes silent from holding this poller for good.
+		rctx, cancel := context.WithTimeout(ctx, w.cfg.WaitTime+receiveMargin)
+		out, err := w.sqs.ReceiveMessage(rctx, &sqs.ReceiveMessageInput{
 			QueueUrl:                    aws.String(w.cfg.QueueURL),
 			MaxNumberOfMessages:         int32(room),
 			WaitTimeSeconds:             int32(w.cfg.WaitTime / time.Second),
 			VisibilityTimeout:           int32(w.cfg.VisibilityTimeout / time.Second),
 			MessageSystemAttributeNames: []types.MessageSystemAttributeName{types.MessageSystemAttributeNameAll},
 		})
+		cancel()
 		if err != nil {
 			w.inflight.Release(room)
 			if ctx.Err() != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"regexp"
 	"strings"
 	"time"
 
@@ -42,10 +43,13 @@ type Config struct {
 	// ShutdownGrace is how long in-flight messages may take to finish after
 	// SIGTERM or SIGINT.
 	ShutdownGrace time.Duration `env:"PGTRAIL_SHUTDOWN_GRACE, default=30s"`
+	// S3StallTimeout is how long a GetObject may wait for S3's answer or
+	// for the next bytes of the body before the attempt is retried.
+	S3StallTimeout time.Duration `env:"PGTRAIL_S3_STALL_TIMEOUT, default=30s"`
 	// MaxObjectBytes caps one object's decompressed size.
 	MaxObjectBytes int64 `env:"PGTRAIL_MAX_OBJECT_BYTES, default=2147483648"`
 	// MaxRecordBytes caps one record's size.
-	MaxRecordBytes int `env:"PGTRAIL_MAX_RECORD_BYTES, default=1048576"`
+	MaxRecordBytes int `env:"PGTRAIL_MAX_RECORD_BYTES, default=4194304"`
 	// AllowedBuckets, when set, is the comma-separated list of buckets a
 	// notification may name; others are refused.
 	AllowedBuckets []string `env:"PGTRAIL_ALLOWED_BUCKETS"`
@@ -54,6 +58,17 @@ type Config struct {
 	AllowedPrefixes []string `env:"PGTRAIL_ALLOWED_PREFIXES"`
 	// Migrate makes run apply migrations at start.
 	Migrate bool `env:"PGTRAIL_MIGRATE, default=true"`
+	// RetentionDays is how many days of events to keep: run drops, once an
+	// hour, the day partitions wholly older than that, and pgtrail
+	// retention does so on demand. 0 keeps everything.
+	RetentionDays int `env:"PGTRAIL_RETENTION_DAYS, default=0"`
+	// ReaderRole is the role that migrations create, unless it exists, and
+	// allow to read events, views, ledger and rejects: grant it to analysts.
+	// It is read when a migration runs; keep it set the same.
+	ReaderRole string `env:"PGTRAIL_READER_ROLE, default=pgtrail_reader"`
+	// WriterRole is the role that migrations create, unless it exists, and
+	// allow to store events: grant it to the workers' login role.
+	WriterRole string `env:"PGTRAIL_WRITER_ROLE, default=pgtrail_writer"`
 	// HTTPAddr serves /metrics, /healthz and /readyz; empty disables it.
 	HTTPAddr string `env:"PGTRAIL_HTTP_ADDR, default=:9090"`
 	// LogLevel is debug, info, warn or error.
@@ -121,6 +136,9 @@ func (c *Config) Validate() error {
 	if c.ShutdownGrace < 0 {
 		bad("PGTRAIL_SHUTDOWN_GRACE", "must not be negative, got %s", c.ShutdownGrace)
 	}
+	if c.S3StallTimeout < time.Second || c.S3StallTimeout > time.Hour {
+		bad("PGTRAIL_S3_STALL_TIMEOUT", "must be 1s to 1h, got %s", c.S3StallTimeout)
+	}
 	if c.MaxObjectBytes < 1<<10 {
 		bad("PGTRAIL_MAX_OBJECT_BYTES", "must be at least 1024, got %d", c.MaxObjectBytes)
 	}
@@ -137,8 +155,26 @@ func (c *Config) Validate() error {
 	default:
 		bad("PGTRAIL_LOG_FORMAT", "must be json or console, got %q", c.LogFormat)
 	}
+	if c.RetentionDays < 0 || c.RetentionDays > maxRetentionDays {
+		bad("PGTRAIL_RETENTION_DAYS", "must be 0 (keep everything) to %d, got %d", maxRetentionDays, c.RetentionDays)
+	}
+	if !roleName.MatchString(c.ReaderRole) || strings.HasPrefix(c.ReaderRole, "pg_") {
+		bad("PGTRAIL_READER_ROLE", "must be a lower-case SQL name (a-z, 0-9, _; not pg_…), got %q", c.ReaderRole)
+	}
+	if !roleName.MatchString(c.WriterRole) || strings.HasPrefix(c.WriterRole, "pg_") {
+		bad("PGTRAIL_WRITER_ROLE", "must be a lower-case SQL name (a-z, 0-9, _; not pg_…), got %q", c.WriterRole)
+	} else if c.WriterRole == c.ReaderRole {
+		bad("PGTRAIL_WRITER_ROLE", "must differ from PGTRAIL_READER_ROLE, both are %q", c.WriterRole)
+	}
 	return errors.Join(errs...)
 }
+
+// maxRetentionDays caps PGTRAIL_RETENTION_DAYS at a century.
+const maxRetentionDays = 36500
+
+// roleName is what PGTRAIL_READER_ROLE and PGTRAIL_WRITER_ROLE accept: a
+// name that needs no quoting in SQL.
+var roleName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 
 // dbMaxConns is the pool size: enough for every object in flight, the
 // ledger look-ups and partition creation.

@@ -4,8 +4,10 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"sync"
 
 	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/pgtrail/pgtrail/worker"
 )
@@ -42,23 +44,44 @@ func cmdIngest(ctx context.Context, a *app, args []string) error {
 	}
 	proc := worker.NewProcessor(a.cfg.worker(), nil, pg, nil, nil, a.log)
 
-	var total worker.WriteResult
-	failed := 0
+	// Files are read concurrently, like a queue's objects, so that small
+	// ones share transactions; each is still committed whole or not at all.
+	var (
+		mu     sync.Mutex
+		total  worker.WriteResult
+		failed int
+	)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(a.cfg.ObjectConcurrency)
 	for _, f := range files {
-		if ctx.Err() != nil {
-			return ctx.Err()
+		if gctx.Err() != nil {
+			break
 		}
-		res, err := proc.File(ctx, f)
-		if err != nil {
-			failed++
-			fmt.Fprintf(a.stderr, "pgtrail: %s: %v\n", f, err)
-			continue
-		}
-		a.log.Debug("file ingested", zap.String("file", f), zap.Int("inserted", res.Inserted))
-		total.Events += res.Events
-		total.Inserted += res.Inserted
-		total.Duplicates += res.Duplicates
-		total.Rejected += res.Rejected
+		g.Go(func() error {
+			res, err := proc.File(gctx, f)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				failed++
+				fmt.Fprintf(a.stderr, "pgtrail: %s: %v\n", f, err)
+				return nil
+			}
+			a.log.Debug("file ingested", zap.String("file", f), zap.Int("inserted", res.Inserted))
+			total.Events += res.Events
+			total.Inserted += res.Inserted
+			total.Duplicates += res.Duplicates
+			total.Rejected += res.Rejected
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	fmt.Fprintf(a.stdout, "files: %d read, %d failed\nevents: %d read, %d inserted, %d duplicates skipped\nrecords rejected: %d\n",
 		len(files)-failed, failed, total.Events, total.Inserted, total.Duplicates, total.Rejected)

@@ -31,6 +31,7 @@ func (c *Config) worker() worker.Config {
 		VisibilityTimeout: c.VisibilityTimeout,
 		MaxVisibility:     c.MaxVisibility,
 		ShutdownGrace:     c.ShutdownGrace,
+		StallTimeout:      c.S3StallTimeout,
 		Limits:            worker.Limits{MaxObjectBytes: c.MaxObjectBytes, MaxRecordBytes: c.MaxRecordBytes},
 		Allow:             worker.AllowList{Buckets: c.AllowedBuckets, Prefixes: c.AllowedPrefixes},
 	}
@@ -61,6 +62,7 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 			return err
 		}
 	}
+	defer startRetention(ctx, a, pg)() // stops before pg closes
 
 	awsCfg, err := config.LoadDefaultConfig(ctx)
 	if err != nil {

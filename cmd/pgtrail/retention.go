@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"time"
+
+	"github.com/pgtrail/pgtrail/sink"
+)
+
+// retentionInterval is how often run applies PGTRAIL_RETENTION_DAYS.
+const retentionInterval = time.Hour
+
+// cmdRetention drops the day partitions older than PGTRAIL_RETENTION_DAYS
+// (or -days) and prints each one; with -dry-run it only prints them.
+func cmdRetention(ctx context.Context, a *app, args []string) error {
+	fs := flag.NewFlagSet("retention", flag.ContinueOnError)
+	fs.SetOutput(a.stderr)
+	dryRun := fs.Bool("dry-run", false, "print the partitions that would be dropped, and drop nothing")
+	days := fs.Int("days", a.cfg.RetentionDays, "days of events to keep (default PGTRAIL_RETENTION_DAYS)")
+	fs.Usage = func() {
+		fmt.Fprintln(a.stderr, "usage: pgtrail retention [-dry-run] [-days N]\n\nDrops the day partitions of cloudtrail_events that lie wholly more than N days back\n(midnight UTC). Rows are never deleted one by one.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return exitError(2)
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return exitError(2)
+	}
+	switch {
+	case *days == 0:
+		fmt.Fprintln(a.stderr, "pgtrail: retention: PGTRAIL_RETENTION_DAYS is 0 (keep everything); set it or pass -days N")
+		return exitError(2)
+	case *days < 0 || *days > maxRetentionDays:
+		fmt.Fprintf(a.stderr, "pgtrail: retention: -days must be 1 to %d, got %d\n", maxRetentionDays, *days)
+		return exitError(2)
+	}
+
+	pg, err := openSink(ctx, a)
+	if err != nil {
+		return err
+	}
+	defer pg.Close()
+	cutoff := sink.RetentionCutoff(time.Now(), *days)
+	parts, err := pg.DropPartitionsBefore(ctx, cutoff, *dryRun)
+	if errors.Is(err, sink.ErrRetentionBusy) {
+		fmt.Fprintln(a.stderr, "pgtrail:", err, "; try again later")
+		return exitError(1)
+	}
+	if err != nil {
+		return err
+	}
+
+	verb := "dropped"
+	if *dryRun {
+		verb = "would drop"
+	}
+	fmt.Fprintf(a.stdout, "keeping %d days: partitions before %s (UTC) go\n", *days, cutoff.Format(time.DateOnly))
+	for _, p := range parts {
+		rows := "rows unknown"
+		if p.ApproxRows >= 0 {
+			rows = fmt.Sprintf("~%d rows", p.ApproxRows)
+		}
+		fmt.Fprintf(a.stdout, "%s %s  [%s, %s)  %s\n", verb, p.Name,
+			p.Start.Format(time.DateTime), p.End.Format(time.DateTime), rows)
+	}
+	switch {
+	case len(parts) == 0:
+		fmt.Fprintln(a.stdout, "nothing to drop")
+	case *dryRun:
+		fmt.Fprintf(a.stdout, "%d partitions would be dropped (dry run: nothing was)\n", len(parts))
+	default:
+		fmt.Fprintf(a.stdout, "%d partitions dropped\n", len(parts))
+	}
+	return nil
+}
+
+// startRetention applies PGTRAIL_RETENTION_DAYS in the background, at once
+// and then every hour, until the returned function is called; that function
+// stops it and waits for it. With retention off it does nothing.
+func startRetention(ctx context.Context, a *app, pg *sink.Postgres) (stop func()) {
+	if a.cfg.RetentionDays == 0 {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		pg.RunRetention(ctx, a.cfg.RetentionDays, retentionInterval)
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}

@@ -1,0 +1,282 @@
+package sink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgtrail/pgtrail/worker"
+)
+
+// The buffered path. When every object of a Write was decoded ahead
+// (worker.BufferedRows), the rows are all in memory and the writer can do
+// better than the staging table:
+//
+//  1. It drops the batch's own duplicates (the same event in two objects)
+//     and creates the partitions its days need, before the transaction.
+//  2. Unless the previous batches went through without a duplicate, it asks
+//     which of the batch's keys are stored already (one index probe per
+//     key, first of a sample: see probeSample) and leaves those out.
+//  3. It COPYs the rest straight into cloudtrail_events, in binary.
+//
+// The primary key stays the judge: if another writer stored one of the
+// events meanwhile, or a skipped probe let a duplicate through, COPY fails
+// with a unique violation and the batch is written again through the
+// staging table with ON CONFLICT DO NOTHING. Counts per object are exact in
+// every case: an event is inserted by the object that brought it first.
+
+// probeEvents returns the ordinals (1-based) of the keys that are stored.
+// The correlated EXISTS is one index probe per key, pruned to one partition
+// at run time.
+const probeEvents = `SELECT k.i FROM unnest($1::text[], $2::timestamptz[]) WITH ORDINALITY AS k(id, t, i)
+    WHERE EXISTS (SELECT 1 FROM cloudtrail_events e WHERE e.event_id = k.id AND e.event_time = k.t)`
+
+const insertReject = `INSERT INTO cloudtrail_rejects (s3_bucket, s3_key, record_index, reason, raw)
+    VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`
+
+// probeAfter is how many batches in a row must find no stored duplicate
+// before the writer stops probing and COPYs optimistically.
+const probeAfter = 4
+
+// buffered returns the objects' rows if every one was decoded ahead.
+func buffered(objs []*worker.Object) ([]*worker.BufferedRows, bool) {
+	out := make([]*worker.BufferedRows, len(objs))
+	for i, o := range objs {
+		b, ok := o.Rows.(*worker.BufferedRows)
+		if !ok {
+			return nil, false
+		}
+		out[i] = b
+	}
+	return out, true
+}
+
+// eventKey is the primary key of cloudtrail_events, at the database's
+// microsecond precision.
+type eventKey struct {
+	id string
+	us int64
+}
+
+// errConflict is a COPY that met a stored event.
+var errConflict = errors.New("unique violation")
+
+func (p *Postgres) writeBuffered(ctx context.Context, objs []*worker.Object, bufs []*worker.BufferedRows) ([]worker.WriteResult, error) {
+	res := make([]worker.WriteResult, len(objs))
+	n := 0
+	for _, b := range bufs {
+		n += len(b.Rows)
+	}
+	evs := make([]*worker.Event, 0, n)
+	owner := make([]int32, 0, n)
+	var rejects []*worker.Reject
+	seen := make(map[eventKey]struct{}, n)
+	days := map[int64]bool{}
+	for i, b := range bufs {
+		for j := range b.Rows {
+			row := &b.Rows[j]
+			if row.Reject != nil {
+				res[i].Rejected++
+				rejects = append(rejects, row.Reject)
+				continue
+			}
+			res[i].Events++
+			e := &row.Event
+			k := eventKey{e.EventID, e.EventTime.UnixMicro()}
+			if _, dup := seen[k]; dup {
+				continue
+			}
+			seen[k] = struct{}{}
+			days[unixDay(e.EventTime)] = true
+			evs = append(evs, e)
+			owner = append(owner, int32(i))
+		}
+	}
+	if err := p.ensurePartitions(ctx, days); err != nil {
+		return nil, err
+	}
+	jsonb, err := p.recordJSONB(ctx)
+	if err != nil {
+		return nil, err
+	}
+
+	probe := probeSample
+	if p.clean.Load() >= probeAfter {
+		probe = probeNone
+	}
+	err = p.copyBatch(ctx, objs, res, evs, owner, rejects, probe, jsonb)
+	if errors.Is(err, errConflict) {
+		p.clean.Store(0)
+		err = p.copyBatch(ctx, objs, res, evs, owner, rejects, probeAll, jsonb)
+	}
+	if errors.Is(err, errConflict) {
+		// Another writer got there first: let ON CONFLICT sort it out.
+		for _, b := range bufs {
+			b.Rewind()
+		}
+		return p.writeStaged(ctx, objs)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// How copyBatch looks for stored events before its COPY.
+const (
+	// probeNone COPYs at once.
+	probeNone = iota
+	// probeSample probes each object's first and last event, and all the
+	// events of an object where either is stored. Duplicates come by
+	// whole objects (a redelivery, a second trail's file of the same five
+	// minutes), so this finds them at a fraction of the cost.
+	probeSample
+	// probeAll probes every event.
+	probeAll
+)
+
+// copyBatch is one transaction of the buffered path. It fills res's
+// Inserted and Duplicates.
+func (p *Postgres) copyBatch(ctx context.Context, objs []*worker.Object, res []worker.WriteResult,
+	evs []*worker.Event, owner []int32, rejects []*worker.Reject, probe int, jsonb bool,
+) error {
+	tx, err := p.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres: begin: %w", classify(err))
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit
+
+	for i := range res {
+		res[i].Inserted = 0
+	}
+	if probe != probeNone && len(evs) > 0 {
+		check := make([]int, 0, len(evs))
+		if probe == probeSample {
+			// Each object's first and last event.
+			for i := range evs {
+				if i == 0 || i == len(evs)-1 || owner[i] != owner[i-1] || owner[i] != owner[i+1] {
+					check = append(check, i)
+				}
+			}
+			stored, err := p.stored(ctx, tx, evs, check)
+			if err != nil {
+				return err
+			}
+			hit := map[int32]bool{}
+			for i := range stored {
+				hit[owner[i]] = true
+			}
+			check = check[:0]
+			for i := range evs {
+				if hit[owner[i]] {
+					check = append(check, i)
+				}
+			}
+		} else {
+			for i := range evs {
+				check = append(check, i)
+			}
+		}
+		var stored map[int]bool
+		if len(check) > 0 {
+			if stored, err = p.stored(ctx, tx, evs, check); err != nil {
+				return err
+			}
+		}
+		if len(stored) == 0 {
+			p.clean.Add(1)
+		} else {
+			p.clean.Store(0)
+			kept, keptOwner := evs[:0:0], owner[:0:0]
+			for i, e := range evs {
+				if !stored[i] {
+					kept = append(kept, e)
+					keptOwner = append(keptOwner, owner[i])
+				}
+			}
+			evs, owner = kept, keptOwner
+		}
+	}
+	if len(evs) > 0 {
+		r := &eventReader{evs: evs, jsonb: jsonb}
+		if _, err := tx.Conn().PgConn().CopyFrom(ctx, r, CopyEventsSQL); err != nil {
+			var pgErr *pgconn.PgError
+			if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+				return errConflict
+			}
+			return fmt.Errorf("postgres: copy: %w", p.missingPartition(classify(err)))
+		}
+	}
+	for _, o := range owner {
+		res[o].Inserted++
+	}
+
+	batch := &pgx.Batch{}
+	for _, r := range rejects {
+		batch.Queue(insertReject, r.S3Bucket, r.S3Key, r.Index, r.Reason, r.Raw)
+	}
+	for i, o := range objs {
+		r := &res[i]
+		r.Duplicates = r.Events - r.Inserted
+		batch.Queue(upsertLedger, o.Bucket, o.Key, o.Size, r.Events, r.Inserted, r.Duplicates, r.Rejected, o.MessageID)
+	}
+	if err := tx.SendBatch(ctx, batch).Close(); err != nil {
+		return fmt.Errorf("postgres: ledger: %w", classify(err))
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("postgres: commit: %w", classify(err))
+	}
+	return nil
+}
+
+// stored returns which of evs[i], for i in check, are in
+// cloudtrail_events already.
+func (p *Postgres) stored(ctx context.Context, tx pgx.Tx, evs []*worker.Event, check []int) (map[int]bool, error) {
+	ids := make([]string, len(check))
+	times := make([]time.Time, len(check))
+	for k, i := range check {
+		ids[k], times[k] = evs[i].EventID, evs[i].EventTime
+	}
+	rows, err := tx.Query(ctx, probeEvents, ids, times)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: probe: %w", classify(err))
+	}
+	defer rows.Close()
+	stored := map[int]bool{}
+	for rows.Next() {
+		var i int
+		if err := rows.Scan(&i); err != nil {
+			return nil, fmt.Errorf("postgres: probe: %w", classify(err))
+		}
+		stored[check[i-1]] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: probe: %w", classify(err))
+	}
+	return stored, nil
+}
+
+// recordJSONB reports whether cloudtrail_events.record is jsonb (rather
+// than json), which the binary COPY must know. It asks once.
+func (p *Postgres) recordJSONB(ctx context.Context) (bool, error) {
+	p.mu.Lock()
+	known, jsonb := p.recordKnown, p.recordIsJSONB
+	p.mu.Unlock()
+	if known {
+		return jsonb, nil
+	}
+	var typ string
+	err := p.pool.QueryRow(ctx, `SELECT atttypid::regtype::text FROM pg_attribute
+        WHERE attrelid = 'cloudtrail_events'::regclass AND attname = 'record'`).Scan(&typ)
+	if err != nil {
+		return false, fmt.Errorf("postgres: record column type: %w", classify(err))
+	}
+	p.mu.Lock()
+	p.recordKnown, p.recordIsJSONB = true, typ == "jsonb"
+	p.mu.Unlock()
+	return typ == "jsonb", nil
+}

@@ -1,0 +1,72 @@
+package sink_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/pgtrail/pgtrail/worker"
+)
+
+// buffered is an object decoded ahead, as the processor batches them.
+func buffered(key string, items ...worker.Row) *worker.Object {
+	return &worker.Object{Bucket: "bucket", Key: key, Size: 1, Rows: &worker.BufferedRows{Rows: items}}
+}
+
+// TestWriteBufferedCountsPerObject writes batches of objects decoded ahead:
+// an event in two objects of one batch, events stored by an earlier batch,
+// and rejects, each counted for the object that brought them.
+func TestWriteBufferedCountsPerObject(t *testing.T) {
+	t.Parallel()
+	pg := setup(t)
+	ctx := context.Background()
+	day1 := time.Date(2024, 5, 1, 10, 0, 0, 123456789, time.UTC)
+	day2 := day1.Add(24 * time.Hour)
+	reject := worker.Row{Reject: &worker.Reject{S3Bucket: "bucket", S3Key: "b", Index: 2, Reason: "eventTime missing", Raw: `{}`}}
+
+	res, err := pg.Write(ctx, []*worker.Object{
+		buffered("a", event("e1", day1, "a"), event("e2", day2, "a")),
+		buffered("b", event("e2", day2, "b"), event("e3", day1, "b"), reject),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []worker.WriteResult{{Events: 2, Inserted: 2}, {Events: 2, Inserted: 1, Duplicates: 1, Rejected: 1}}
+	for i := range want {
+		if res[i] != want[i] {
+			t.Errorf("object %d: %+v, want %+v", i, res[i], want[i])
+		}
+	}
+
+	// Several batches: the writer probes, then stops probing once batches
+	// come clean, and must still find a stored event by its unique
+	// violation.
+	for i := range 6 {
+		key := string(rune('c' + i))
+		rows := []worker.Row{event("n"+key, day1, key)}
+		if i == 5 {
+			rows = append(rows, event("e1", day1, key))
+		}
+		res, err = pg.Write(ctx, []*worker.Object{buffered(key, rows...)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantIns := 1
+		if res[0].Inserted != wantIns || res[0].Duplicates != len(rows)-wantIns {
+			t.Errorf("batch %d: %+v", i, res[0])
+		}
+	}
+	if n := count(t, pg, `SELECT count(*) FROM cloudtrail_events`); n != 9 {
+		t.Errorf("%d events stored, want 9", n)
+	}
+	if n := count(t, pg, `SELECT count(*) FROM cloudtrail_rejects`); n != 1 {
+		t.Errorf("%d rejects stored, want 1", n)
+	}
+	if n := count(t, pg, `SELECT duplicates FROM cloudtrail_objects WHERE s3_key = 'h'`); n != 1 {
+		t.Errorf("ledger of h: %d duplicates, want 1", n)
+	}
+	// The stored time is the event's, to the microsecond.
+	if n := count(t, pg, `SELECT count(*) FROM cloudtrail_events WHERE event_id = 'e1' AND event_time = $1`, day1.Truncate(time.Microsecond)); n != 1 {
+		t.Errorf("e1 at %s: %d rows", day1, n)
+	}
+}

@@ -1,0 +1,136 @@
+package sink_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"testing"
+
+	"go.uber.org/zap"
+
+	"github.com/pgtrail/pgtrail/bench/gen"
+	"github.com/pgtrail/pgtrail/internal/pgtest"
+	"github.com/pgtrail/pgtrail/sink"
+	"github.com/pgtrail/pgtrail/worker"
+)
+
+// benchEvents returns n generated events, normalized, grouped in objects.
+func benchEvents(b *testing.B, n int, dup float64) (objs [][]worker.Row, events int) {
+	b.Helper()
+	set := gen.Generate(gen.Config{Seed: 3, Events: n, DupShare: dup})
+	for _, o := range set.Objects {
+		dec, err := worker.NewDecoder(bytes.NewReader(o.Body), worker.Limits{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		var rows []worker.Row
+		for {
+			raw, err := dec.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			ev, err := worker.Normalize(raw, "bucket", o.Key)
+			if err != nil {
+				b.Fatal(err)
+			}
+			rows = append(rows, worker.Row{Event: ev})
+		}
+		objs = append(objs, rows)
+		events += len(rows)
+	}
+	return objs, events
+}
+
+// BenchmarkEncodeEvents is the client's cost of the binary COPY stream.
+func BenchmarkEncodeEvents(b *testing.B) {
+	objs, n := benchEvents(b, 20_000, 0)
+	var evs []worker.Event
+	for _, o := range objs {
+		for _, r := range o {
+			evs = append(evs, r.Event)
+		}
+	}
+	b.ReportAllocs()
+	var buf []byte
+	for b.Loop() {
+		buf = sink.EncodeEvents(buf[:0], evs, true)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/event")
+}
+
+// BenchmarkWrite writes batches of buffered objects (about 5,000 events per
+// transaction, as the processor batches them) into a fresh database, with
+// no duplicates and with a second trail's share of them, and through the
+// staging path that a streamed object takes.
+func BenchmarkWrite(b *testing.B) {
+	for _, c := range []struct {
+		name     string
+		dup      float64
+		buffered bool
+	}{
+		{"copy/dup=0", 0, true},
+		{"copy/dup=0.1", 0.1, true},
+		{"copy/dup=0.5", 0.5, true},
+		{"staged/dup=0", 0, false},
+		{"staged/dup=0.5", 0.5, false},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			objs, n := benchEvents(b, 50_000, c.dup)
+			ctx := context.Background()
+			b.ResetTimer()
+			for range b.N {
+				b.StopTimer()
+				pg, err := sink.Open(ctx, sink.Config{URL: pgtest.New(b), MaxConns: 4}, zap.NewNop())
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := pg.Migrate(ctx); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				var batch []*worker.Object
+				rows := 0
+				flush := func() {
+					if _, err := pg.Write(ctx, batch); err != nil {
+						b.Fatal(err)
+					}
+					batch, rows = batch[:0], 0
+				}
+				for i, o := range objs {
+					var src worker.RowSource = &worker.BufferedRows{Rows: o}
+					if !c.buffered {
+						src = &streamRows{items: o}
+					}
+					batch = append(batch, &worker.Object{Bucket: "bucket", Key: fmt.Sprint(i), Rows: src})
+					rows += len(o)
+					if rows >= 5000 {
+						flush()
+					}
+				}
+				if len(batch) > 0 {
+					flush()
+				}
+				b.StopTimer()
+				pg.Close()
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
+
+// streamRows streams a slice, so that Write takes the staging path.
+type streamRows struct{ items []worker.Row }
+
+func (r *streamRows) Next(row *worker.Row) error {
+	if len(r.items) == 0 {
+		return io.EOF
+	}
+	*row = r.items[0]
+	r.items = r.items[1:]
+	return nil
+}

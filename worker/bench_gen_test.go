@@ -1,0 +1,48 @@
+package worker
+
+import (
+	"bytes"
+	"io"
+	"testing"
+
+	"github.com/pgtrail/pgtrail/bench/gen"
+)
+
+// BenchmarkGenerated decodes (gunzip and scan) and normalizes the data set
+// that pgtrail-bench uses, generated: ~1.3 KB records, 50-200 per object.
+func BenchmarkGenerated(b *testing.B) {
+	set := gen.Generate(gen.Config{Seed: 1, Events: 20_000})
+	for _, normalize := range []bool{false, true} {
+		name := "Decode"
+		if normalize {
+			name = "DecodeNormalize"
+		}
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(set.Raw)
+			dec, _ := NewDecoder(bytes.NewReader(set.Objects[0].Body), Limits{})
+			for b.Loop() {
+				for _, o := range set.Objects {
+					if err := dec.Reset(bytes.NewReader(o.Body)); err != nil {
+						b.Fatal(err)
+					}
+					for {
+						raw, err := dec.Next()
+						if err == io.EOF {
+							break
+						}
+						if err != nil {
+							b.Fatal(err)
+						}
+						if normalize {
+							if _, err := Normalize(raw, "bucket", o.Key); err != nil {
+								b.Fatal(err)
+							}
+						}
+					}
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(set.Records), "ns/record")
+		})
+	}
+}
