@@ -4,7 +4,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 FUZZTIME  ?= 10s
 
-.PHONY: all build test test-short vet fmt demo fuzz bench
+.PHONY: all build test test-short vet fmt demo fuzz bench faults-long
 
 all: build
 
@@ -32,6 +32,10 @@ fuzz:
 
 demo:
 	./scripts/demo.sh
+
+# The fault suite's long profile (docs/reliability.md); `make test` runs the short one.
+faults-long:
+	$(GO) test ./faultsuite/ -run TestFaults -v -count=1 -timeout 60m -long
 
 # The throughput benchmark (bench/cmd/pgtrail-bench): decode and COPY limits,
 # pgtrail run across object concurrencies, pgtrail ingest, one 1 GB object,
