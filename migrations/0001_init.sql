@@ -45,7 +45,7 @@ CREATE TABLE cloudtrail_events (
 ) PARTITION BY RANGE (event_time);
 
 COMMENT ON TABLE cloudtrail_events IS 'One row per CloudTrail event, partitioned by day (UTC) on event_time.';
-COMMENT ON COLUMN cloudtrail_events.event_id IS 'CloudTrail eventID; for a record without one, "pgtrail:" and a SHA-256 of its bytes.';
+COMMENT ON COLUMN cloudtrail_events.event_id IS 'CloudTrail eventID; for a record without one, "sha256:" and the hex SHA-256 of its bytes.';
 COMMENT ON COLUMN cloudtrail_events.source_ip_address IS 'Text, not inet: also service names, "AWS Internal" and comma-separated lists.';
 COMMENT ON COLUMN cloudtrail_events.record IS 'The complete original record.';
 COMMENT ON COLUMN cloudtrail_events.s3_key IS 'The object (or, for pgtrail ingest, the local file) the event was first read from.';

@@ -3,6 +3,8 @@
 //	pgtrail run              consume the SQS queue (the daemon)
 //	pgtrail migrate          apply the database migrations
 //	pgtrail ingest PATH...   read local CloudTrail files and folders
+//	pgtrail retention        drop the day partitions older than PGTRAIL_RETENTION_DAYS
+//	pgtrail status           one screen for the on-call: queue, DLQ, ingest, partitions
 //	pgtrail version          print the version
 //
 // Configuration comes from the environment: see the README.
@@ -41,6 +43,8 @@ commands:
   run              consume the SQS queue in SQS_QUEUE_URL and write events to DATABASE_URL
   migrate          apply the embedded database migrations
   ingest PATH...   read local CloudTrail files (.json, .json.gz) and folders
+  retention        drop the day partitions older than PGTRAIL_RETENTION_DAYS (-dry-run: only show them)
+  status           queue and DLQ depth, recent ingest, last object, partitions
   version          print the version
 
 Configuration is read from the environment; see the README.
