@@ -7,33 +7,17 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	sharedcorpus "github.com/pgtrail/pgtrail/internal/corpus"
 )
 
-// corpusDir returns the shared CloudTrail corpus, which sits beside the
-// repository (../../shared/corpus from docs/), or "" if there is none.
-// PGTRAIL_CORPUS overrides the location.
+// corpusDir returns the shared CloudTrail corpus, or "" if there is none.
 func corpusDir(t *testing.T) string {
 	t.Helper()
-	if dir := os.Getenv("PGTRAIL_CORPUS"); dir != "" {
-		return dir
-	}
-	wd, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for dir := wd; ; dir = filepath.Dir(dir) {
-		p := filepath.Join(dir, "shared", "corpus")
-		if fi, err := os.Stat(p); err == nil && fi.IsDir() {
-			return p
-		}
-		if filepath.Dir(dir) == dir {
-			return ""
-		}
-	}
+	return sharedcorpus.Find()
 }
 
 // record is one corpus record as the test reads it, with a plain JSON

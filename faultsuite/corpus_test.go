@@ -1,6 +1,8 @@
 package faultsuite
 
 import (
+	"github.com/pgtrail/pgtrail/internal/corpus"
+
 	"bytes"
 	"compress/gzip"
 	"crypto/sha256"
@@ -11,7 +13,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -153,14 +154,12 @@ func gzipJSON(v any) []byte {
 	return buf.Bytes()
 }
 
-// corpusDir is the shared corpus's S3 tree beside the repository, or "".
+// corpusDir is the shared corpus's S3 tree, or "".
 func corpusDir() string {
-	_, file, _, _ := runtime.Caller(0)
-	dir := filepath.Join(filepath.Dir(file), "..", "..", "shared", "corpus", "s3")
-	if _, err := os.Stat(dir); err != nil {
-		return ""
+	if dir := corpus.Find(); dir != "" {
+		return filepath.Join(dir, "s3")
 	}
-	return dir
+	return ""
 }
 
 // realCorpus reads the shared corpus as objects under prefix "corpus/",

@@ -1,6 +1,8 @@
 package worker
 
 import (
+	"github.com/pgtrail/pgtrail/internal/corpus"
+
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -20,30 +22,8 @@ import (
 	"github.com/klauspost/compress/gzip"
 )
 
-// corpusDir returns the shared CloudTrail corpus, which sits beside the
-// repository (../../shared/corpus from worker/), or skips the test.
-// PGTRAIL_CORPUS overrides the location.
-func corpusDir(tb testing.TB) string {
-	tb.Helper()
-	if dir := os.Getenv("PGTRAIL_CORPUS"); dir != "" {
-		return dir
-	}
-	wd, err := os.Getwd()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for dir := wd; ; dir = filepath.Dir(dir) {
-		p := filepath.Join(dir, "shared", "corpus")
-		if fi, err := os.Stat(p); err == nil && fi.IsDir() {
-			return p
-		}
-		if filepath.Dir(dir) == dir {
-			break
-		}
-	}
-	tb.Skipf("CloudTrail corpus not found: no shared/corpus in %s or above (set PGTRAIL_CORPUS)", wd)
-	return ""
-}
+// corpusDir returns the shared CloudTrail corpus, or skips the test.
+func corpusDir(tb testing.TB) string { return corpus.Dir(tb) }
 
 // corpusObjects returns the paths of every object under s3/, sorted.
 func corpusObjects(tb testing.TB) []string {

@@ -1,11 +1,12 @@
 package worker_test
 
 import (
+	"github.com/pgtrail/pgtrail/internal/corpus"
+
 	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"runtime"
 	"testing"
 	"time"
 
@@ -21,16 +22,8 @@ import (
 	"github.com/pgtrail/pgtrail/worker"
 )
 
-// corpusDir is the shared CloudTrail corpus's S3 tree, beside the repository.
-func corpusDir(t *testing.T) string {
-	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	dir := filepath.Join(filepath.Dir(file), "..", "..", "shared", "corpus", "s3")
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("corpus not found at %s", dir)
-	}
-	return dir
-}
+// corpusDir is the shared CloudTrail corpus's S3 tree, or skips the test.
+func corpusDir(t *testing.T) string { return filepath.Join(corpus.Dir(t), "s3") }
 
 // env is one end-to-end test's world: a queue with its dead-letter queue, a
 // bucket, a topic subscribed to the queue, and a migrated database.

@@ -1,11 +1,12 @@
 package main
 
 import (
+	"github.com/pgtrail/pgtrail/internal/corpus"
+
 	"bytes"
 	"context"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
@@ -19,11 +20,7 @@ import (
 // exit status is 1. A second run inserts nothing.
 func TestIngestNamesBadFilesAndCarriesOn(t *testing.T) {
 	t.Parallel()
-	_, file, _, _ := runtime.Caller(0)
-	corpus := filepath.Join(filepath.Dir(file), "..", "..", "..", "shared", "corpus", "s3", "stratus-red-team")
-	if _, err := os.Stat(corpus); err != nil {
-		t.Skipf("corpus not found: %v", err)
-	}
+	stratus := filepath.Join(corpus.Dir(t), "s3", "stratus-red-team")
 	bad := filepath.Join(t.TempDir(), "broken.json.gz")
 	if err := os.WriteFile(bad, []byte("\x1f\x8b\x08garbage"), 0o600); err != nil {
 		t.Fatal(err)
@@ -31,7 +28,7 @@ func TestIngestNamesBadFilesAndCarriesOn(t *testing.T) {
 	env := envconfig.MapLookuper(map[string]string{"DATABASE_URL": pgtest.New(t), "PGTRAIL_LOG_LEVEL": "warn"})
 
 	var stdout, stderr bytes.Buffer
-	code := Main(context.Background(), []string{"ingest", corpus, bad}, env, &stdout, &stderr)
+	code := Main(context.Background(), []string{"ingest", stratus, bad}, env, &stdout, &stderr)
 	if code != 1 {
 		t.Errorf("exit status %d, want 1; stderr: %s", code, stderr.String())
 	}
@@ -46,7 +43,7 @@ func TestIngestNamesBadFilesAndCarriesOn(t *testing.T) {
 
 	stdout.Reset()
 	stderr.Reset()
-	if code := Main(context.Background(), []string{"ingest", corpus}, env, &stdout, &stderr); code != 0 {
+	if code := Main(context.Background(), []string{"ingest", stratus}, env, &stdout, &stderr); code != 0 {
 		t.Errorf("second run: exit status %d; stderr: %s", code, stderr.String())
 	}
 	if want := "events: 310 read, 0 inserted, 310 duplicates skipped"; !strings.Contains(stdout.String(), want) {

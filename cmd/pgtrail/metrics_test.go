@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/sethvargo/go-envconfig"
 
+	"github.com/pgtrail/pgtrail/internal/corpus"
 	"github.com/pgtrail/pgtrail/internal/localaws"
 	"github.com/pgtrail/pgtrail/internal/pgtest"
 )
@@ -69,7 +70,7 @@ func TestMetrics(t *testing.T) {
 	if err := stack.CreateBucket(ctx, bucket); err != nil {
 		t.Fatal(err)
 	}
-	keys, err := stack.UploadDir(ctx, bucket, filepath.Join(corpusRoot(t), "s3", "stratus-red-team"))
+	keys, err := stack.UploadDir(ctx, bucket, filepath.Join(corpus.Dir(t), "s3", "stratus-red-team"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -249,30 +248,6 @@ func TestParseQueueARN(t *testing.T) {
 			t.Errorf("parseQueueARN(%q) succeeded", bad)
 		}
 	}
-}
-
-// corpusRoot returns the shared CloudTrail corpus beside the repository
-// (PGTRAIL_CORPUS overrides it), or skips the test.
-func corpusRoot(tb testing.TB) string {
-	tb.Helper()
-	if dir := os.Getenv("PGTRAIL_CORPUS"); dir != "" {
-		return dir
-	}
-	wd, err := os.Getwd()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for dir := wd; ; dir = filepath.Dir(dir) {
-		p := filepath.Join(dir, "shared", "corpus")
-		if fi, err := os.Stat(p); err == nil && fi.IsDir() {
-			return p
-		}
-		if filepath.Dir(dir) == dir {
-			break
-		}
-	}
-	tb.Skipf("CloudTrail corpus not found: no shared/corpus in %s or above (set PGTRAIL_CORPUS)", wd)
-	return ""
 }
 
 func TestShort(t *testing.T) {
