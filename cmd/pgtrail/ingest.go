@@ -32,16 +32,11 @@ func cmdIngest(ctx context.Context, a *app, args []string) error {
 		fmt.Fprintln(a.stderr, "pgtrail:", walkErr)
 	}
 
-	pg, err := openSink(ctx, a)
+	pg, err := openMigrated(ctx, a)
 	if err != nil {
 		return err
 	}
 	defer pg.Close()
-	if a.cfg.Migrate {
-		if _, err := pg.Migrate(ctx); err != nil {
-			return err
-		}
-	}
 	proc := worker.NewProcessor(a.cfg.worker(), nil, pg, nil, nil, a.log)
 
 	// Files are read concurrently, like a queue's objects, so that small

@@ -144,6 +144,22 @@ func openSink(ctx context.Context, e *app) (*sink.Postgres, error) {
 		ReaderRole: e.cfg.ReaderRole, WriterRole: e.cfg.WriterRole}, e.log)
 }
 
+// openMigrated is openSink followed, unless PGTRAIL_MIGRATE=false, by the
+// migrations: what the commands that write need.
+func openMigrated(ctx context.Context, a *app) (*sink.Postgres, error) {
+	pg, err := openSink(ctx, a)
+	if err != nil {
+		return nil, err
+	}
+	if a.cfg.Migrate {
+		if _, err := pg.Migrate(ctx); err != nil {
+			pg.Close()
+			return nil, err
+		}
+	}
+	return pg, nil
+}
+
 func cmdMigrate(ctx context.Context, e *app, args []string) error {
 	if len(args) > 0 {
 		return fmt.Errorf("migrate takes no arguments, got %q", args)

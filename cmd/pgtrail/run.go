@@ -52,16 +52,11 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 		fmt.Fprintln(a.stderr, "pgtrail: config: SQS_QUEUE_URL: required by run")
 		return exitError(2)
 	}
-	pg, err := openSink(ctx, a)
+	pg, err := openMigrated(ctx, a)
 	if err != nil {
 		return err
 	}
 	defer pg.Close()
-	if a.cfg.Migrate {
-		if _, err := pg.Migrate(ctx); err != nil {
-			return err
-		}
-	}
 	defer startRetention(ctx, a, pg)() // stops before pg closes
 
 	awsCfg, err := config.LoadDefaultConfig(ctx)
