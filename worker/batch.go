@@ -20,6 +20,11 @@ const (
 	maxBufferedBytes = 8 << 20
 	// maxBatchRows caps the rows of one batch's transaction.
 	maxBatchRows = 10_000
+	// maxQueuedRows caps the rows decoded and not yet committed: queued
+	// for a batch or in one being written. With the objects being decoded
+	// (PGTRAIL_OBJECT_CONCURRENCY of them, up to maxBufferedBytes each) it
+	// bounds the worker's memory.
+	maxQueuedRows = maxBatchRows
 )
 
 // BufferedRows is a RowSource over rows decoded ahead of the write. A Sink

@@ -24,7 +24,7 @@ func (p *Processor) File(ctx context.Context, path string) (WriteResult, error) 
 		if err != nil {
 			return Permanent(err)
 		}
-		res, err = p.write(ctx, &Object{Key: path, Size: st.Size()}, f)
+		res, err = p.write(ctx, &Object{Key: path, Size: st.Size()}, f, nil)
 		return err
 	}, nil)
 	return res, err

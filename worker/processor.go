@@ -32,7 +32,12 @@ type Processor struct {
 	stall   time.Duration
 	log     *zap.Logger
 	metrics *Metrics
+	// objects bounds the objects being fetched and decoded; rows bounds
+	// the decoded rows waiting for, or in, a batch's transaction. An object
+	// gives its slot in objects back once its rows are in the batcher, so
+	// that the next one is fetched while the batch gathers and commits.
 	objects *semaphore.Weighted
+	rows    *semaphore.Weighted
 	batches *batcher
 	// decoders keeps Decoders, with their gzip readers and buffers, and
 	// rowBufs the []Row an object is decoded into, for reuse.
@@ -48,6 +53,7 @@ func NewProcessor(cfg Config, s3c S3, sink Sink, ledger Ledger, m *Metrics, log 
 		s3: s3c, sink: sink, ledger: ledger, limits: cfg.Limits, allow: cfg.Allow,
 		backoff: cfg.Backoff, stall: cfg.StallTimeout, log: log, metrics: m,
 		objects: semaphore.NewWeighted(int64(cfg.ObjectConcurrency)),
+		rows:    semaphore.NewWeighted(maxQueuedRows),
 		// Two transactions at a time keep the database busy while the
 		// next batch gathers; more only contend on a small server.
 		batches: newBatcher(sink, min(2, cfg.ObjectConcurrency)),
@@ -57,19 +63,21 @@ func NewProcessor(cfg Config, s3c S3, sink Sink, ledger Ledger, m *Metrics, log 
 // Objects commits every object of one message. Objects are independent: one
 // failing does not stop the others, so that a redelivery has less to do. It
 // returns a permanent error if any object failed permanently, else the first
-// error.
+// error. Each object is looked up in the ledger first.
 func (p *Processor) Objects(ctx context.Context, messageID string, refs []ObjectRef) error {
+	return p.objectsOf(ctx, messageID, refs, true)
+}
+
+// objectsOf is Objects; lookup false skips the ledger look-up, for a
+// message that SQS delivers for the first time.
+func (p *Processor) objectsOf(ctx context.Context, messageID string, refs []ObjectRef, lookup bool) error {
 	var g errgroup.Group
 	errs := make([]error, len(refs))
 	for i, ref := range refs {
-		if err := p.objects.Acquire(ctx, 1); err != nil {
-			return err
-		}
 		g.Go(func() error {
-			defer p.objects.Release(1)
 			p.metrics.objectStarted()
 			defer p.metrics.objectFinished()
-			errs[i] = p.object(ctx, messageID, ref)
+			errs[i] = p.object(ctx, messageID, ref, lookup)
 			return nil
 		})
 	}
@@ -86,8 +94,34 @@ func (p *Processor) Objects(ctx context.Context, messageID string, refs []Object
 	return first
 }
 
+// slot is an object's place in Processor.objects. It is held while the
+// object is fetched and decoded, given back once its rows are queued for a
+// batch, and taken again if the object is retried. One goroutine owns it.
+type slot struct {
+	sem  *semaphore.Weighted
+	held bool
+}
+
+func (s *slot) acquire(ctx context.Context) error {
+	if s == nil || s.held {
+		return nil
+	}
+	if err := s.sem.Acquire(ctx, 1); err != nil {
+		return err
+	}
+	s.held = true
+	return nil
+}
+
+func (s *slot) release() {
+	if s != nil && s.held {
+		s.sem.Release(1)
+		s.held = false
+	}
+}
+
 // object commits one S3 object, retrying transient failures.
-func (p *Processor) object(ctx context.Context, messageID string, ref ObjectRef) error {
+func (p *Processor) object(ctx context.Context, messageID string, ref ObjectRef, lookup bool) error {
 	log := p.log.With(zap.String(keyMessageID, messageID), zap.String(keyBucket, ref.Bucket), zap.String(keyKey, ref.Key))
 	if err := p.allow.Check(ref.Bucket, ref.Key); err != nil {
 		err = fmt.Errorf("s3://%s/%s: %w", ref.Bucket, ref.Key, err)
@@ -100,7 +134,12 @@ func (p *Processor) object(ctx context.Context, messageID string, ref ObjectRef)
 		p.metrics.objectDone("digest", WriteResult{})
 		return nil
 	}
-	if p.ledger != nil {
+	s := &slot{sem: p.objects}
+	defer s.release()
+	if err := s.acquire(ctx); err != nil {
+		return err
+	}
+	if lookup && p.ledger != nil {
 		done, err := p.ledger.Processed(ctx, ref.Bucket, ref.Key)
 		if err == nil && done {
 			log.Info("object already committed; skipped")
@@ -110,8 +149,11 @@ func (p *Processor) object(ctx context.Context, messageID string, ref ObjectRef)
 	}
 	var res WriteResult
 	err := p.backoff.Retry(ctx, func() error {
+		if err := s.acquire(ctx); err != nil {
+			return err
+		}
 		var err error
-		res, err = p.fetchAndWrite(ctx, messageID, ref)
+		res, err = p.fetchAndWrite(ctx, messageID, ref, s)
 		return err
 	}, func(attempt int, err error) {
 		log.Warn("object failed; retrying", zap.Int("attempt", attempt), zap.Error(err))
@@ -131,7 +173,9 @@ func (p *Processor) object(ctx context.Context, messageID string, ref ObjectRef)
 	return nil
 }
 
-func (p *Processor) fetchAndWrite(ctx context.Context, messageID string, ref ObjectRef) (WriteResult, error) {
+// fetchAndWrite fetches, decodes and commits one object; s is the object's
+// slot, held on entry.
+func (p *Processor) fetchAndWrite(ctx context.Context, messageID string, ref ObjectRef, s *slot) (WriteResult, error) {
 	start := time.Now()
 	// The SDK sets no read timeout for S3: a connection that goes silent
 	// would hold the object, and its message, for good. The watchdog
@@ -155,7 +199,7 @@ func (p *Processor) fetchAndWrite(ctx context.Context, messageID string, ref Obj
 	body := &countingReader{r: out.Body, watch: watch}
 	res, err := p.write(ctx, &Object{
 		Bucket: ref.Bucket, Key: ref.Key, Size: aws.ToInt64(out.ContentLength), MessageID: messageID,
-	}, body)
+	}, body, s)
 	p.metrics.bytesFetched(body.n)
 	if err != nil && body.err != nil && !IsPermanent(body.err) {
 		// The body broke off mid-stream (connection reset, stall): that
@@ -169,8 +213,9 @@ func (p *Processor) fetchAndWrite(ctx context.Context, messageID string, ref Obj
 	return res, err
 }
 
-// write decodes r into obj's rows and commits them.
-func (p *Processor) write(ctx context.Context, obj *Object, r io.Reader) (WriteResult, error) {
+// write decodes r into obj's rows and commits them. A small object's slot
+// s (nil for none) is given back once its rows are queued for a batch.
+func (p *Processor) write(ctx context.Context, obj *Object, r io.Reader, s *slot) (WriteResult, error) {
 	dec, _ := p.decoders.Get().(*Decoder)
 	var err error
 	if dec == nil {
@@ -181,7 +226,13 @@ func (p *Processor) write(ctx context.Context, obj *Object, r io.Reader) (WriteR
 	if err != nil {
 		return WriteResult{}, Permanent(fmt.Errorf("decode %s: %w", obj.name(), err))
 	}
-	defer p.decoders.Put(dec)
+	// The decoder goes back to the pool as soon as the object is decoded:
+	// rows copy what they keep.
+	defer func() {
+		if dec != nil {
+			p.decoders.Put(dec)
+		}
+	}()
 
 	// Decode ahead up to maxBufferedBytes: a whole object is batched with
 	// others, a bigger one streamed alone.
@@ -203,6 +254,16 @@ func (p *Processor) write(ctx context.Context, obj *Object, r io.Reader) (WriteR
 		if err == io.EOF {
 			obj.Rows = &BufferedRows{Rows: buf}
 			decoded := time.Since(start)
+			// The rows wait for their batch under the row budget, not
+			// in the object's slot.
+			n := min(int64(len(buf)), maxQueuedRows)
+			if err := p.rows.Acquire(ctx, n); err != nil {
+				return WriteResult{}, err
+			}
+			defer p.rows.Release(n)
+			s.release()
+			p.decoders.Put(dec)
+			dec = nil
 			res, err := p.batches.write(ctx, obj, len(buf))
 			p.metrics.stages(decoded, time.Since(start)-decoded)
 			return res, err

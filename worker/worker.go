@@ -267,7 +267,7 @@ func (w *Worker) handle(ctx context.Context, m types.Message) {
 	}
 
 	hb := w.startHeartbeat(ctx, log, aws.ToString(m.ReceiptHandle))
-	err = w.proc.Objects(ctx, id, n.Objects)
+	err = w.proc.objectsOf(ctx, id, n.Objects, !firstDelivery(m))
 	hb.stop()
 
 	switch {
@@ -287,6 +287,15 @@ func (w *Worker) handle(ctx context.Context, m types.Message) {
 		log.Error("message left for redelivery", zap.Error(err))
 		w.metrics.failed("transient")
 	}
+}
+
+// firstDelivery reports whether SQS delivers m for the first time. Its
+// objects are then fetched without a ledger look-up: only an object
+// notified twice, which is rare, can be there already, and the write counts
+// its events as duplicates. The objects of a redelivery, or of a queue that
+// does not say, are looked up before anything is fetched.
+func firstDelivery(m types.Message) bool {
+	return m.Attributes[string(types.MessageSystemAttributeNameApproximateReceiveCount)] == "1"
 }
 
 // delete removes a finished message from the queue.

@@ -89,6 +89,10 @@ func (st *awsStack) notify(ctx context.Context, keys []string) (string, error) {
 	return q, nil
 }
 
+// defaultMaxInFlight is pgtrail's PGTRAIL_MAX_IN_FLIGHT with its default
+// two pollers.
+const defaultMaxInFlight = 20
+
 // child is a running pgtrail command.
 type child struct {
 	cmd    *exec.Cmd
@@ -191,15 +195,20 @@ func runQueue(ctx context.Context, o options, st *awsStack, keys []string, concu
 	if err != nil {
 		return err
 	}
-	cpu0 := selfCPU()
-	c, err := startChild(o, []string{
+	env := []string{
 		"DATABASE_URL=" + dbURL, "SQS_QUEUE_URL=" + q,
 		"AWS_ENDPOINT_URL=" + st.Endpoint, "AWS_REGION=" + st.Region,
 		"AWS_ACCESS_KEY_ID=" + localaws.AccessKeyID, "AWS_SECRET_ACCESS_KEY=" + localaws.SecretAccessKey,
 		"S3_FORCE_PATH_STYLE=true",
 		"PGTRAIL_OBJECT_CONCURRENCY=" + strconv.Itoa(concurrency),
-		"PGTRAIL_MAX_IN_FLIGHT=" + strconv.Itoa(max(o.inFlight, concurrency)),
-	}, "run")
+	}
+	// pgtrail's own default applies unless -max-in-flight says otherwise
+	// or would leave the messages in flight below the concurrency.
+	if o.inFlight > 0 || concurrency > defaultMaxInFlight {
+		env = append(env, "PGTRAIL_MAX_IN_FLIGHT="+strconv.Itoa(max(o.inFlight, concurrency)))
+	}
+	cpu0 := selfCPU()
+	c, err := startChild(o, env, "run")
 	if err != nil {
 		return err
 	}

@@ -60,7 +60,7 @@ func main() {
 	flag.Float64Var(&o.dup, "dup", 0.1, "share of files a second trail delivers again (duplicates)")
 	flag.Uint64Var(&o.seed, "seed", 1, "generator seed")
 	flag.StringVar(&conc, "concurrency", "1,2,4,8,16,32", "PGTRAIL_OBJECT_CONCURRENCY values for pgtrail run")
-	flag.IntVar(&o.inFlight, "max-in-flight", 64, "PGTRAIL_MAX_IN_FLIGHT for pgtrail run")
+	flag.IntVar(&o.inFlight, "max-in-flight", 0, "PGTRAIL_MAX_IN_FLIGHT for pgtrail run, at least the concurrency (0: pgtrail's default)")
 	big := flag.Float64("big", 0, "also run one object of this many GB decompressed (0: skip)")
 	flag.BoolVar(&o.storage, "storage", false, "also compare json and jsonb for the record column (ingest and queries)")
 	flag.BoolVar(&o.skipIngest, "skip-ingest", false, "skip pgtrail ingest")
