@@ -1,9 +1,12 @@
 // Package sink stores CloudTrail events in PostgreSQL.
 //
-// Postgres owns a pgx pool. Write streams an object's rows with COPY into a
-// per-connection staging table and moves them into cloudtrail_events with
-// INSERT … ON CONFLICT DO NOTHING, in one transaction with the object's
-// ledger row, so that an object is stored exactly once or not at all.
+// Postgres owns a pgx pool. Write stores a batch of objects in one
+// transaction with one ledger row per object, so that an object is stored
+// exactly once or not at all: rows of objects held in memory go by binary
+// COPY straight into cloudtrail_events once known duplicates are dropped
+// (batch.go, copy.go); a streamed object, or a batch whose COPY still meets a
+// duplicate, goes through a per-connection staging table and INSERT … ON
+// CONFLICT DO NOTHING (write.go).
 package sink
 
 import (

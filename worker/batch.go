@@ -13,7 +13,7 @@ import (
 // maxBatchRows rows. Each object's own ledger row is in that transaction,
 // and its caller learns its own WriteResult only once the transaction is
 // committed, so a message is still deleted only after its events are
-// stored. An object too big to buffer is streamed alone, as before.
+// stored. An object too big to buffer is streamed alone.
 const (
 	// maxBufferedBytes is the decompressed size up to which an object is
 	// decoded into memory and batched; a bigger one is streamed.
