@@ -45,7 +45,8 @@ psql "$DATABASE_URL" -X -q <<SQL
 SELECT (SELECT count(*) FROM cloudtrail_objects) AS objects,
        (SELECT count(*) FROM cloudtrail_events)  AS events,
        (SELECT count(*) FROM cloudtrail_rejects) AS rejects,
-       round((SELECT count(*) FROM cloudtrail_events) / ($end - $start)) AS events_per_second;
+       round(($end - $start)::numeric, 1) AS seconds_of_run;
+\echo '(seconds_of_run includes start-up, migrations and the last, empty long poll)'
 \echo '== busiest APIs =='
 SELECT event_source, event_name, count(*) FROM cloudtrail_events
  GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2 LIMIT 8;
