@@ -144,20 +144,7 @@ func classify(err error) error {
 		}
 		return err
 	}
-	// Not a server error: the connection broke (network, server gone).
-	if pgconn.SafeToRetry(err) || isConnErr(err) {
-		return &transientError{err}
-	}
-	return err
-}
-
-func isConnErr(err error) bool {
-	var ce *pgconn.ConnectError
-	if errors.As(err, &ce) {
-		return true
-	}
-	// pgx reports a broken connection mid-query as a plain error whose
-	// connection is then closed; treat every non-server error as such.
-	var pgErr *pgconn.PgError
-	return !errors.As(err, &pgErr)
+	// Not a server error: the connection could not be made or broke
+	// mid-query (network, server gone); pgx then closes it.
+	return &transientError{err}
 }

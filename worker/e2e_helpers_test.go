@@ -1,16 +1,18 @@
 package worker_test
 
 import (
+	"bytes"
+
 	"github.com/pgtrail/pgtrail/internal/corpus"
 
 	"context"
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/prometheus/client_golang/prometheus"
@@ -161,19 +163,10 @@ func (e *env) count(q string, args ...any) int {
 // put uploads one object.
 func (e *env) put(key string, body []byte) {
 	e.t.Helper()
-	dir := e.t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "obj"), body, 0o600); err != nil {
-		e.t.Fatal(err)
-	}
-	// UploadDir names keys after paths; rename through a one-file tree.
-	full := filepath.Join(dir, "tree", filepath.FromSlash(key))
-	if err := os.MkdirAll(filepath.Dir(full), 0o700); err != nil {
-		e.t.Fatal(err)
-	}
-	if err := os.Rename(filepath.Join(dir, "obj"), full); err != nil {
-		e.t.Fatal(err)
-	}
-	if _, err := e.aws.UploadDir(e.ctx, e.bucket, filepath.Join(dir, "tree")); err != nil {
+	_, err := e.aws.S3().PutObject(e.ctx, &s3.PutObjectInput{
+		Bucket: aws.String(e.bucket), Key: aws.String(key), Body: bytes.NewReader(body),
+	})
+	if err != nil {
 		e.t.Fatal(err)
 	}
 }
