@@ -220,10 +220,17 @@ func benchNormalize(b *testing.B, normalize func([]byte) (Event, error)) {
 	reportPerRecord(b, records, cpu0)
 }
 
-func BenchmarkDecodeNormalize(b *testing.B) {
+func BenchmarkDecodeNormalize(b *testing.B) { benchDecodeNormalize(b, false) }
+
+// BenchmarkDecodeNextRow is BenchmarkDecodeNormalize as pgtrail does it:
+// one pass per record.
+func BenchmarkDecodeNextRow(b *testing.B) { benchDecodeNormalize(b, true) }
+
+func benchDecodeNormalize(b *testing.B, nextRow bool) {
 	objs, _, _ := benchObjects(b)
 	d, _ := NewDecoder(bytes.NewReader(objs[0]), Limits{})
 	records := 0
+	var row Row
 	b.ReportAllocs()
 	cpu0 := cpuTime(b)
 	for i := 0; b.Loop(); i++ {
@@ -231,14 +238,21 @@ func BenchmarkDecodeNormalize(b *testing.B) {
 			b.Fatal(err)
 		}
 		for {
-			raw, err := d.Next()
+			var err error
+			if nextRow {
+				err = d.NextRow(&row, "bucket", "key")
+			} else {
+				var raw []byte
+				if raw, err = d.Next(); err == nil {
+					_, _ = Normalize(raw, "bucket", "key")
+				}
+			}
 			if err == io.EOF {
 				break
 			}
 			if err != nil {
 				b.Fatal(err)
 			}
-			Normalize(raw, "bucket", "key")
 			records++
 		}
 	}

@@ -12,12 +12,9 @@ import (
 // that pgtrail-bench uses, generated: ~1.3 KB records, 50-200 per object.
 func BenchmarkGenerated(b *testing.B) {
 	set := gen.Generate(gen.Config{Seed: 1, Events: 20_000})
-	for _, normalize := range []bool{false, true} {
-		name := "Decode"
-		if normalize {
-			name = "DecodeNormalize"
-		}
-		b.Run(name, func(b *testing.B) {
+	for _, mode := range []string{"Decode", "DecodeNormalize", "NextRow"} {
+		normalize := mode == "DecodeNormalize"
+		b.Run(mode, func(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(set.Raw)
 			dec, _ := NewDecoder(bytes.NewReader(set.Objects[0].Body), Limits{})
@@ -26,7 +23,20 @@ func BenchmarkGenerated(b *testing.B) {
 					if err := dec.Reset(bytes.NewReader(o.Body)); err != nil {
 						b.Fatal(err)
 					}
-					for {
+					for mode == "NextRow" {
+						var row Row
+						err := dec.NextRow(&row, "bucket", o.Key)
+						if err == io.EOF {
+							break
+						}
+						if err != nil {
+							b.Fatal(err)
+						}
+						if row.Reject != nil {
+							b.Fatal(row.Reject.Reason)
+						}
+					}
+					for mode != "NextRow" {
 						raw, err := dec.Next()
 						if err == io.EOF {
 							break

@@ -5,9 +5,11 @@ import (
 	stdgzip "compress/gzip"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -40,6 +42,7 @@ func FuzzDecoder(f *testing.F) {
 
 	f.Fuzz(func(t *testing.T, in []byte) {
 		recs, err := fuzzDecode(t, in)
+		checkNextRow(t, in, recs, err)
 
 		isGzip := len(in) >= 2 && in[0] == 0x1f && in[1] == 0x8b
 		if isGzip {
@@ -111,6 +114,43 @@ func fuzzDecode(t *testing.T, in []byte) ([]string, error) {
 		}
 		checkRecord(t, rec)
 		recs = append(recs, string(rec))
+	}
+}
+
+// checkNextRow decodes in again with NextRow and checks that it gives what
+// Next and Normalize gave: the same rows and the same final error.
+func checkNextRow(t *testing.T, in []byte, recs []string, nextErr error) {
+	t.Helper()
+	d, err := NewDecoder(bytes.NewReader(in), fuzzLimits)
+	if err != nil {
+		return // NewDecoder is shared by both ways
+	}
+	for i := 0; ; i++ {
+		var row Row
+		err := d.NextRow(&row, "b", "k")
+		if err != nil {
+			if err == io.EOF {
+				err = nil
+			}
+			if i != len(recs) || fmt.Sprint(err) != fmt.Sprint(nextErr) {
+				t.Fatalf("NextRow: %d rows, %v; Next: %d records, %v", i, err, len(recs), nextErr)
+			}
+			return
+		}
+		if i >= len(recs) {
+			t.Fatalf("NextRow: more rows than Next's %d records", len(recs))
+		}
+		want, werr := Normalize([]byte(recs[i]), "b", "k")
+		switch {
+		case werr != nil:
+			if row.Reject == nil || row.Reject.Reason != werr.Error() || row.Reject.Raw != recs[i] || row.Reject.Index != i {
+				t.Fatalf("record %d: NextRow gave %+v, want the reject %q", i, row, werr)
+			}
+		case row.Reject != nil:
+			t.Fatalf("record %d: NextRow rejects it (%s), Normalize does not", i, row.Reject.Reason)
+		case !reflect.DeepEqual(row.Event, want):
+			t.Fatalf("record %d: NextRow gave\n%+v\nNormalize gave\n%+v", i, row.Event, want)
+		}
 	}
 }
 

@@ -59,7 +59,7 @@ func Normalize(raw []byte, bucket, key string) (Event, error) {
 			return Event{}, err
 		}
 	}
-	return p.event(bucket, key)
+	return p.event(bucket, key, nil)
 }
 
 // Fields that Normalize maps, in the order their text is laid out.
@@ -116,6 +116,7 @@ type recordParser struct {
 	i          int
 	start, end int // the record object within b
 	flags      uint8
+	depth      int // objects open around p.i
 	spans      [numFields]span
 	kbuf       [64]byte // unquoted keys
 }
@@ -144,6 +145,23 @@ func (p *recordParser) parse(raw []byte) error {
 		return fmt.Errorf("record is not valid JSON: data after the object at offset %d", p.i)
 	}
 	return nil
+}
+
+// parsePrefix parses the record object that b begins with ('{' at b[0]),
+// and returns its length; what follows it is not looked at. It is how a
+// Decoder finds a record's end and its fields in one pass. Its error only
+// says that b holds no complete, valid record within the depth limit:
+// the caller finds out why with scanValue.
+func (p *recordParser) parsePrefix(b []byte) (int, error) {
+	if len(b) > math.MaxInt32 {
+		b = b[:math.MaxInt32]
+	}
+	p.b = b
+	if err := p.object(inRecord); err != nil {
+		return 0, err
+	}
+	p.end = p.i
+	return p.i, nil
 }
 
 // Objects that Normalize looks into.
@@ -273,6 +291,13 @@ func (p *recordParser) skipSpace() {
 // object walks the object at p.i, of kind level, passing each member to
 // p.member.
 func (p *recordParser) object(level int) error {
+	p.depth++
+	err := p.members(level)
+	p.depth--
+	return err
+}
+
+func (p *recordParser) members(level int) error {
 	p.i++ // '{'
 	for first := true; ; first = false {
 		p.skipSpace()
@@ -319,7 +344,7 @@ func (p *recordParser) object(level int) error {
 
 // skip validates and passes over the value at p.i.
 func (p *recordParser) skip() error {
-	n, flags, err := scanValue(p.b[p.i:], true)
+	n, flags, err := scanValueDepth(p.b[p.i:], true, MaxRecordDepth-p.depth)
 	if err != nil {
 		return shiftErr(err, p.i)
 	}
@@ -330,7 +355,7 @@ func (p *recordParser) skip() error {
 
 // take records where the value at p.i lies, then passes over it.
 func (p *recordParser) take(f int) error {
-	n, flags, err := scanValue(p.b[p.i:], true)
+	n, flags, err := scanValueDepth(p.b[p.i:], true, MaxRecordDepth-p.depth)
 	if err != nil {
 		return shiftErr(err, p.i)
 	}
@@ -356,7 +381,7 @@ func (p *recordParser) value(f int) []byte {
 }
 
 // event builds the Event from the spans found by parse.
-func (p *recordParser) event(bucket, key string) (Event, error) {
+func (p *recordParser) event(bucket, key string, a *arena) (Event, error) {
 	t, err := parseEventTime(p.value(fEventTime))
 	if err != nil {
 		return Event{}, err
@@ -370,7 +395,11 @@ func (p *recordParser) event(bucket, key string) (Event, error) {
 		text = appendText(text, p.value(f), p.spans[f].escaped)
 		ends[f] = len(text)
 	}
-	all := string(text)
+	// One allocation (from the arena, if any) holds the fields' text and
+	// the copy of the record.
+	mem := a.alloc(len(text) + p.end - p.start)
+	copy(mem, text)
+	all := bytesString(mem[:len(text)])
 	field := func(f int) string {
 		start := 0
 		if f > 0 {
@@ -380,8 +409,8 @@ func (p *recordParser) event(bucket, key string) (Event, error) {
 	}
 
 	// One copy of the record backs Record and the JSON columns.
-	rec := append([]byte(nil), p.b[p.start:p.end]...)
-	rec = rec[:len(rec):len(rec)]
+	rec := mem[len(text):]
+	copy(rec, p.b[p.start:p.end])
 	column := func(f int) []byte {
 		s := p.spans[f]
 		if s.end == 0 {

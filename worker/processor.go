@@ -304,23 +304,18 @@ func (r *recordRows) Next(row *Row) error {
 		return nil
 	}
 	start := time.Now()
-	defer func() { r.decodeTime += time.Since(start) }()
-	raw, err := r.dec.Next()
-	r.size = len(raw)
+	err := r.dec.NextRow(row, r.obj.Bucket, r.obj.Key)
+	r.decodeTime += time.Since(start)
 	if err == io.EOF {
 		return io.EOF
 	}
 	if err != nil {
 		return Permanent(fmt.Errorf("decode %s: %w", r.obj.name(), err))
 	}
-	idx := r.index
-	r.index++
-	ev, err := Normalize(raw, r.obj.Bucket, r.obj.Key)
-	if err != nil {
-		row.Reject = &Reject{S3Bucket: r.obj.Bucket, S3Key: r.obj.Key, Index: idx, Reason: err.Error(), Raw: string(raw)}
-		return nil
+	r.size = len(row.Event.Record)
+	if row.Reject != nil {
+		r.size = len(row.Reject.Raw)
 	}
-	row.Event = ev
 	return nil
 }
 

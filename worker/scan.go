@@ -61,6 +61,13 @@ func isValueStart(c byte) bool {
 // whitespace) and returns its end. If final is false and b ends before the
 // value does, it returns errShort; any other error is a *syntaxError.
 func scanValue(b []byte, final bool) (end int, flags uint8, err error) {
+	return scanValueDepth(b, final, MaxRecordDepth)
+}
+
+// scanValueDepth is scanValue for a value that may nest at most maxDepth
+// (at most MaxRecordDepth) levels: a value inside a record's objects has
+// less room than the record itself.
+func scanValueDepth(b []byte, final bool, maxDepth int) (end int, flags uint8, err error) {
 	var (
 		stack [MaxRecordDepth / 64]uint64 // bit set: the container at that depth is an object
 		depth int
@@ -77,7 +84,7 @@ value:
 	}
 	switch c = b[i]; c {
 	case '{', '[':
-		if depth >= MaxRecordDepth {
+		if depth >= maxDepth {
 			return 0, 0, &syntaxError{msg: fmt.Sprintf("nested deeper than %d levels", MaxRecordDepth), off: i, tooDeep: true}
 		}
 		if c == '{' {

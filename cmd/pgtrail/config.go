@@ -75,6 +75,9 @@ type Config struct {
 	LogLevel string `env:"PGTRAIL_LOG_LEVEL, default=info"`
 	// LogFormat is json or console.
 	LogFormat string `env:"PGTRAIL_LOG_FORMAT, default=json"`
+	// CPUProfile, when set, is a file the command writes a pprof CPU
+	// profile of its whole run to, for performance work.
+	CPUProfile string `env:"PGTRAIL_CPU_PROFILE"`
 }
 
 // loadConfig reads the environment through lookup.

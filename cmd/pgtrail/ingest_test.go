@@ -50,3 +50,28 @@ func TestIngestNamesBadFilesAndCarriesOn(t *testing.T) {
 		t.Errorf("second run summary lacks %q:\n%s", want, stdout.String())
 	}
 }
+
+// TestCPUProfile runs ingest with PGTRAIL_CPU_PROFILE: the file is a pprof
+// profile (gzip'd); a path that cannot be created is refused by name.
+func TestCPUProfile(t *testing.T) {
+	stratus := filepath.Join(corpus.Dir(t), "s3", "stratus-red-team")
+	path := filepath.Join(t.TempDir(), "cpu.pprof")
+	env := envconfig.MapLookuper(map[string]string{"DATABASE_URL": pgtest.New(t), "PGTRAIL_LOG_LEVEL": "warn", "PGTRAIL_CPU_PROFILE": path})
+	var stdout, stderr bytes.Buffer
+	if code := Main(context.Background(), []string{"ingest", stratus}, env, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit status %d; stderr: %s", code, stderr.String())
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) < 64 || b[0] != 0x1f || b[1] != 0x8b {
+		t.Errorf("%s is not a pprof profile: %d bytes, % x…", path, len(b), b[:min(len(b), 4)])
+	}
+
+	env = envconfig.MapLookuper(map[string]string{"DATABASE_URL": "postgres://x@127.0.0.1:1/db", "PGTRAIL_CPU_PROFILE": filepath.Join(t.TempDir(), "missing", "cpu.pprof")})
+	stderr.Reset()
+	if code := Main(context.Background(), []string{"ingest", stratus}, env, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), "PGTRAIL_CPU_PROFILE") {
+		t.Errorf("unwritable profile: exit status %d, stderr %q; want 2 naming PGTRAIL_CPU_PROFILE", code, stderr.String())
+	}
+}

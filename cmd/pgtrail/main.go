@@ -17,6 +17,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 
@@ -81,6 +82,14 @@ func Main(ctx context.Context, args []string, env envconfig.Lookuper, stdout, st
 		return 2
 	}
 	defer log.Sync() //nolint:errcheck // stderr cannot always be synced
+	if cfg.CPUProfile != "" {
+		stopProfile, err := startCPUProfile(cfg.CPUProfile)
+		if err != nil {
+			fmt.Fprintln(stderr, "pgtrail:", err)
+			return 2
+		}
+		defer stopProfile()
+	}
 
 	err = run(ctx, &app{cfg: cfg, log: log, stdout: stdout, stderr: stderr}, args)
 	var ee exitError
@@ -135,6 +144,23 @@ func newLogger(cfg *Config, w io.Writer) (*zap.Logger, error) {
 	}
 	core := zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(w)), level)
 	return zap.New(core, zap.AddCaller()), nil
+}
+
+// startCPUProfile profiles the process into the file at path until the
+// returned function is called.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: PGTRAIL_CPU_PROFILE: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("config: PGTRAIL_CPU_PROFILE: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
 
 // openSink connects to the database named by DATABASE_URL.

@@ -128,13 +128,28 @@ func (c *child) sample() {
 	}
 }
 
+// passedEnv is what of the benchmark's own environment reaches pgtrail:
+// the Go runtime's knobs and PGTRAIL_* variables, for experiments such as
+// GOGC=200 or PGTRAIL_CPU_PROFILE=/tmp/run.pprof. The benchmark's own
+// settings for a measurement still win.
+func passedEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "PGTRAIL_") || strings.HasPrefix(kv, "GOGC=") || strings.HasPrefix(kv, "GOMEMLIMIT=") || strings.HasPrefix(kv, "GODEBUG=") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
 func startChild(o options, env []string, args ...string) (*child, error) {
 	cmd := exec.Command(o.bin, args...)
 	cmd.Env = append([]string{
 		"PATH=" + os.Getenv("PATH"),
 		"AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "AWS_EC2_METADATA_DISABLED=true",
 		"PGTRAIL_MIGRATE=false", "PGTRAIL_LOG_LEVEL=warn", "PGTRAIL_HTTP_ADDR=127.0.0.1:0",
-	}, env...)
+	}, passedEnv()...)
+	cmd.Env = append(cmd.Env, env...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	cmd.Stdout = &stderr

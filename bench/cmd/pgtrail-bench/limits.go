@@ -46,18 +46,23 @@ func decodeLimit(set *gen.Set) []Measurement {
 					if err != nil {
 						return err
 					}
+					// decode+normalize goes as pgtrail goes: one pass
+					// per record (Decoder.NextRow).
+					var row worker.Row
 					for {
-						raw, err := dec.Next()
+						if normalize {
+							err = dec.NextRow(&row, "bucket", o.Key)
+						} else {
+							_, err = dec.Next()
+						}
 						if err == io.EOF {
 							return nil
 						}
 						if err != nil {
 							return err
 						}
-						if normalize {
-							if _, err := worker.Normalize(raw, "bucket", o.Key); err != nil {
-								return err
-							}
+						if row.Reject != nil {
+							return fmt.Errorf("%s: record %d: %s", o.Key, row.Reject.Index, row.Reject.Reason)
 						}
 					}
 				})
