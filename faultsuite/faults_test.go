@@ -161,7 +161,7 @@ func sqsScenario(t *testing.T, p profile, seed uint64) result {
 	w := newWorld(t, seed, worldOptions{maxReceive: 10, env: map[string]string{"PGTRAIL_WAIT_TIME": "2s"}})
 	w.seed(p.objects, days, p.corpus, 1)
 	receive := []string{"ReceiveMessage"}
-	del := []string{"DeleteMessage"}
+	del := []string{"DeleteMessageBatch"}
 	change := []string{"ChangeMessageVisibility"}
 	w.proxy.Set(
 		faults.Rule{Service: faults.SQS, Actions: receive, Kind: faults.InternalError, Rate: 0.10},
@@ -172,7 +172,7 @@ func sqsScenario(t *testing.T, p profile, seed uint64) result {
 		faults.Rule{Service: faults.SQS, Actions: receive, Kind: faults.Stall, Rate: 0.02},
 		faults.Rule{Service: faults.SQS, Actions: del, Kind: faults.InternalError, Rate: 0.15},
 		faults.Rule{Service: faults.SQS, Actions: del, Kind: faults.Unavailable, Rate: 0.05},
-		// The message is deleted, but the answer is lost.
+		// The messages are deleted, but the answer is lost.
 		faults.Rule{Service: faults.SQS, Actions: del, Kind: faults.ResetMidBody, Rate: 0.05},
 		faults.Rule{Service: faults.SQS, Actions: change, Kind: faults.Unavailable, Rate: 0.3},
 	)

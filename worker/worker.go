@@ -34,7 +34,7 @@ const (
 // SQS is what the worker needs from the queue.
 type SQS interface {
 	ReceiveMessage(ctx context.Context, in *sqs.ReceiveMessageInput, opts ...func(*sqs.Options)) (*sqs.ReceiveMessageOutput, error)
-	DeleteMessage(ctx context.Context, in *sqs.DeleteMessageInput, opts ...func(*sqs.Options)) (*sqs.DeleteMessageOutput, error)
+	DeleteMessageBatch(ctx context.Context, in *sqs.DeleteMessageBatchInput, opts ...func(*sqs.Options)) (*sqs.DeleteMessageBatchOutput, error)
 	ChangeMessageVisibility(ctx context.Context, in *sqs.ChangeMessageVisibilityInput, opts ...func(*sqs.Options)) (*sqs.ChangeMessageVisibilityOutput, error)
 }
 
@@ -116,6 +116,7 @@ type Worker struct {
 	proc    *Processor
 	log     *zap.Logger
 	metrics *Metrics
+	deletes *deleter
 
 	inflight *semaphore.Weighted // messages
 	handling atomic.Int64        // messages being handled
@@ -129,6 +130,7 @@ func New(cfg Config, q SQS, proc *Processor, m *Metrics, log *zap.Logger) *Worke
 	cfg.setDefaults()
 	return &Worker{
 		cfg: cfg, sqs: q, proc: proc, log: log, metrics: m,
+		deletes:  &deleter{sqs: q, queueURL: cfg.QueueURL},
 		inflight: semaphore.NewWeighted(int64(cfg.MaxInFlight)),
 		started:  time.Now(),
 	}
@@ -298,15 +300,15 @@ func firstDelivery(m types.Message) bool {
 	return m.Attributes[string(types.MessageSystemAttributeNameApproximateReceiveCount)] == "1"
 }
 
-// delete removes a finished message from the queue.
+// delete removes a finished message from the queue, in a
+// DeleteMessageBatch call it may share with other messages finishing at
+// the same time (deleter.go). It returns once this message's own entry has
+// succeeded or failed for good.
 func (w *Worker) delete(ctx context.Context, log *zap.Logger, m types.Message) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	err := w.cfg.Backoff.Retry(ctx, func() error {
-		_, err := w.sqs.DeleteMessage(ctx, &sqs.DeleteMessageInput{
-			QueueUrl: aws.String(w.cfg.QueueURL), ReceiptHandle: m.ReceiptHandle,
-		})
-		return err
+		return w.deletes.delete(ctx, aws.ToString(m.ReceiptHandle))
 	}, nil)
 	if err != nil {
 		// The events are committed: a redelivery finds the objects in the

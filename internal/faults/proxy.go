@@ -104,7 +104,8 @@ type Rule struct {
 	// Service restricts the rule to one service; Any matches all.
 	Service Service
 	// Actions restricts an SQS rule to these actions (ReceiveMessage,
-	// DeleteMessage, ChangeMessageVisibility, ...); empty matches all.
+	// DeleteMessageBatch, ChangeMessageVisibility, ...), matched whole:
+	// DeleteMessage does not match DeleteMessageBatch. Empty matches all.
 	Actions []string
 	// PathContains restricts the rule to request paths (for S3,
 	// /bucket/key) that contain it; empty matches all.

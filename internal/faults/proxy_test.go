@@ -83,7 +83,7 @@ func TestKinds(t *testing.T) {
 		check  func(resp *http.Response, got []byte, err error) string
 	}{
 		{faults.InternalError, "", status(500, "<Code>InternalError</Code>")},
-		{faults.Unavailable, "DeleteMessage", status(503, `"__type":"com.amazonaws.sqs#ServiceUnavailable"`)},
+		{faults.Unavailable, "DeleteMessageBatch", status(503, `"__type":"com.amazonaws.sqs#ServiceUnavailable"`)},
 		{faults.SlowDown, "", status(503, "<Code>SlowDown</Code>")},
 		{faults.SlowDown, "ReceiveMessage", status(400, "RequestThrottled")},
 		{faults.Timeout, "", failed},
@@ -159,7 +159,7 @@ func TestRulesMatchAndRate(t *testing.T) {
 	up, _ := upstream(t)
 	p := start(t, up.URL)
 	p.Set(
-		faults.Rule{Name: "delete", Service: faults.SQS, Actions: []string{"DeleteMessage"}, Kind: faults.InternalError, Rate: 1},
+		faults.Rule{Name: "delete", Service: faults.SQS, Actions: []string{"DeleteMessageBatch"}, Kind: faults.InternalError, Rate: 1},
 		faults.Rule{Name: "big", Service: faults.S3, PathContains: "/big", Kind: faults.Unavailable, Rate: 0.5},
 	)
 	for range 200 {
@@ -171,12 +171,13 @@ func TestRulesMatchAndRate(t *testing.T) {
 			t.Fatalf("status %d", resp.StatusCode)
 		}
 	}
-	for _, target := range []string{"ReceiveMessage", "DeleteMessage"} {
+	// Actions match whole: a rule for DeleteMessageBatch leaves DeleteMessage be.
+	for _, target := range []string{"ReceiveMessage", "DeleteMessage", "DeleteMessageBatch"} {
 		resp, _, err := get(t, p, "/", target, 5*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := map[string]int{"ReceiveMessage": 200, "DeleteMessage": 500}[target]; resp.StatusCode != want {
+		if want := map[string]int{"ReceiveMessage": 200, "DeleteMessage": 200, "DeleteMessageBatch": 500}[target]; resp.StatusCode != want {
 			t.Errorf("%s: status %d, want %d", target, resp.StatusCode, want)
 		}
 	}

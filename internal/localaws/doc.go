@@ -45,7 +45,9 @@
 //   - Once a message's visibility has expired, its receipt handle is void:
 //     DeleteMessage with it fails (HTTP 404, code
 //     "AWS.SimpleQueueService.QueueExists", sic) where SQS would often
-//     delete the message.
+//     delete the message. DeleteMessageBatch fails such an entry, or any
+//     unknown receipt handle, with Code "1", SenderFault true and
+//     "Message not found", where SQS says ReceiptHandleIsInvalid.
 //   - Errors are not the SDK's typed errors (errors.As with
 //     *types.QueueDoesNotExist fails); match smithy.APIError's ErrorCode:
 //     "AWS.SimpleQueueService.NonExistentQueue",
