@@ -25,6 +25,11 @@ func (p *Postgres) Migrate(ctx context.Context) ([]int, error) {
 	if err != nil {
 		return nil, err
 	}
+	return p.migrate(ctx, all)
+}
+
+// migrate applies those of all that the database lacks.
+func (p *Postgres) migrate(ctx context.Context, all []migrations.Migration) ([]int, error) {
 	conn, err := p.pool.Acquire(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("migrate: acquire: %w", classify(err))
