@@ -100,6 +100,12 @@ func TestMigrationCompressesJSONWithLZ4(t *testing.T) {
 	if _, err := pg.Write(ctx, []*worker.Object{buffered("after", bigEvent("after-day1", day1, "after"), bigEvent("after-day2", day2, "after"))}); err != nil {
 		t.Fatal(err)
 	}
+	// The staging path (an object streamed, not decoded ahead) stores
+	// lz4 too: a value compressed in the staging table would keep pglz.
+	streamed := &worker.Object{Bucket: "bucket", Key: "streamed", Size: 1, Rows: &rows{items: []worker.Row{bigEvent("streamed", day2, "streamed")}}}
+	if _, err := pg.Write(ctx, []*worker.Object{streamed}); err != nil {
+		t.Fatal(err)
+	}
 
 	method, stored := "l", "lz4"
 	if !hasLZ4 {
@@ -115,7 +121,7 @@ func TestMigrationCompressesJSONWithLZ4(t *testing.T) {
 		}
 	}
 
-	for id, w := range map[string]string{"before": serverDefault, "after-day1": stored, "after-day2": stored} {
+	for id, w := range map[string]string{"before": serverDefault, "after-day1": stored, "after-day2": stored, "streamed": stored} {
 		var got *string
 		if err := pg.Pool().QueryRow(ctx, `SELECT pg_column_compression(record) FROM cloudtrail_events WHERE event_id = $1`, id).Scan(&got); err != nil {
 			t.Fatalf("event %s: %v", id, err)

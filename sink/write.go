@@ -15,6 +15,10 @@ import (
 
 // stagingDDL creates, once per connection, the temporary table that COPY
 // fills. Events and rejects share it; obj is the object's index in the batch.
+// Its rows are not compressed below 8 kB (toast_tuple_target): INSERT …
+// SELECT would carry a value compressed here into cloudtrail_events as it
+// is, with the session's default method (pglz) instead of the column's lz4,
+// and compressing what is thrown away at commit is wasted work.
 const stagingDDL = `CREATE TEMP TABLE IF NOT EXISTS pgtrail_staging (
     obj integer, rec integer, reason text, raw text,
     event_id text, event_time timestamptz, event_version text, event_source text,
@@ -29,7 +33,7 @@ const stagingDDL = `CREATE TEMP TABLE IF NOT EXISTS pgtrail_staging (
     vpc_endpoint_id text, request_parameters jsonb, response_elements jsonb,
     additional_event_data jsonb, resources jsonb, record jsonb,
     s3_bucket text, s3_key text
-) ON COMMIT DELETE ROWS`
+) WITH (toast_tuple_target = 8160) ON COMMIT DELETE ROWS`
 
 // eventColumns are cloudtrail_events' columns that the writer fills, in the
 // order Values produces them after the four staging-only columns.

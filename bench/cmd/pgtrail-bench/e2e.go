@@ -230,7 +230,7 @@ func runQueue(ctx context.Context, o options, st *awsStack, keys []string, concu
 	exited := make(chan error, 1)
 	go func() { exited <- c.cmd.Wait() }()
 	deadline := time.Now().Add(time.Duration(unique/2000+120) * time.Second)
-	var elapsed time.Duration
+	var elapsed, committed time.Duration
 	for {
 		select {
 		case err := <-exited:
@@ -242,6 +242,9 @@ func runQueue(ctx context.Context, o options, st *awsStack, keys []string, concu
 			return err
 		}
 		if done >= len(keys) {
+			if committed == 0 {
+				committed = time.Since(c.start)
+			}
 			v, f, err := st.QueueDepth(ctx, q)
 			if err != nil {
 				return err
@@ -260,6 +263,14 @@ func runQueue(ctx context.Context, o options, st *awsStack, keys []string, concu
 	m.EmulatorCPUSecPerM = (selfCPU() - cpu0).Seconds() / float64(m.Events) * 1e6
 	_ = c.cmd.Process.Signal(syscall.SIGTERM)
 	<-exited
+	if elapsed-committed > time.Second {
+		// Every object was committed, but messages stayed on the queue:
+		// a delete that did not happen shows here.
+		fmt.Fprintf(os.Stderr, "%s: every object committed after %.1fs, the queue empty only after %.1fs\n", m.Name, committed.Seconds(), elapsed.Seconds())
+	}
+	if c.stderr.Len() > 0 {
+		fmt.Fprintf(os.Stderr, "%s: pgtrail logged:\n%s\n", m.Name, tail(c.stderr.String(), 20))
+	}
 	c.finish(m)
 	m.Seconds = elapsed.Seconds()
 	return checkStored(ctx, conn, unique)
@@ -366,4 +377,10 @@ func runBig(ctx context.Context, o options, st *awsStack) ([]Measurement, error)
 	}
 	rate(&mi, time.Duration(mi.Seconds*float64(time.Second)), comp, raw)
 	return []Measurement{mr, mi}, nil
+}
+
+// tail returns the last n lines of s.
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }

@@ -26,6 +26,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -65,7 +66,18 @@ func main() {
 	flag.BoolVar(&o.storage, "storage", false, "also compare json and jsonb for the record column (ingest and queries)")
 	flag.BoolVar(&o.skipIngest, "skip-ingest", false, "skip pgtrail ingest")
 	flag.BoolVar(&o.quick, "quick", false, "a smoke run for CI: 20,000 events, concurrency 4, no plot update")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the benchmark process (the generator, the limits and the emulators) to this file")
 	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fatalf("-cpuprofile: %v", err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fatalf("-cpuprofile: %v", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	o.bigBytes = int64(*big * (1 << 30))
 	for _, s := range strings.Split(conc, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
