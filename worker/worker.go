@@ -205,11 +205,16 @@ func (w *Worker) poll(ctx, work context.Context, handlers *errgroup.Group, id in
 		// that goes silent from holding this poller for good.
 		rctx, cancel := context.WithTimeout(ctx, w.cfg.WaitTime+receiveMargin)
 		out, err := w.sqs.ReceiveMessage(rctx, &sqs.ReceiveMessageInput{
-			QueueUrl:                    aws.String(w.cfg.QueueURL),
-			MaxNumberOfMessages:         int32(room),
-			WaitTimeSeconds:             int32(w.cfg.WaitTime / time.Second),
-			VisibilityTimeout:           int32(w.cfg.VisibilityTimeout / time.Second),
-			MessageSystemAttributeNames: []types.MessageSystemAttributeName{types.MessageSystemAttributeNameAll},
+			QueueUrl:            aws.String(w.cfg.QueueURL),
+			MaxNumberOfMessages: int32(room),
+			WaitTimeSeconds:     int32(w.cfg.WaitTime / time.Second),
+			VisibilityTimeout:   int32(w.cfg.VisibilityTimeout / time.Second),
+			// Only what the worker reads: the receive count
+			// (firstDelivery) and the time sent (the oldest age metric).
+			MessageSystemAttributeNames: []types.MessageSystemAttributeName{
+				types.MessageSystemAttributeNameApproximateReceiveCount,
+				types.MessageSystemAttributeNameSentTimestamp,
+			},
 		})
 		cancel()
 		if err != nil {

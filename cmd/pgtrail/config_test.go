@@ -61,3 +61,22 @@ func TestRunNeedsQueueURL(t *testing.T) {
 		t.Errorf("run without SQS_QUEUE_URL: status %d, %q", code, stderr.String())
 	}
 }
+
+// TestHTTPClientKeepsConnections: the AWS client keeps an idle connection
+// for every request that can be in progress, so that a busy worker does not
+// dial (and, against AWS, shake hands) again for each object.
+func TestHTTPClientKeepsConnections(t *testing.T) {
+	for _, tc := range []struct {
+		concurrency, pollers, inFlight, want int
+	}{
+		{8, 2, 0, 26},    // defaults: 2 polls + 20 messages in flight + 4
+		{64, 2, 0, 68},   // S3's GetObjects need the most
+		{8, 4, 100, 108}, // SQS's heartbeats do
+	} {
+		cfg := Config{ObjectConcurrency: tc.concurrency, Pollers: tc.pollers, MaxInFlight: tc.inFlight}
+		tr := cfg.httpClient().GetTransport()
+		if tr.MaxIdleConnsPerHost != tc.want || tr.MaxIdleConns < tc.want {
+			t.Errorf("%+v: MaxIdleConnsPerHost %d, MaxIdleConns %d; want %d per host", tc, tr.MaxIdleConnsPerHost, tr.MaxIdleConns, tc.want)
+		}
+	}
+}

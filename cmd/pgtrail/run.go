@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -37,6 +38,24 @@ func (c *Config) worker() worker.Config {
 	}
 }
 
+// httpClient is the AWS SDK's HTTP client with room to keep a connection
+// for every request that may be in progress at once: the SDK keeps 10 idle
+// connections per host, and a connection closed for want of room is a new
+// TCP and TLS handshake for the next request. S3 sees up to
+// PGTRAIL_OBJECT_CONCURRENCY GetObjects; SQS the long polls, the deletes
+// and a heartbeat per message in flight.
+func (c *Config) httpClient() *awshttp.BuildableClient {
+	inFlight := c.MaxInFlight
+	if inFlight == 0 {
+		inFlight = 10 * c.Pollers
+	}
+	perHost := max(c.ObjectConcurrency, c.Pollers+inFlight) + 4
+	return awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
+		t.MaxIdleConnsPerHost = max(t.MaxIdleConnsPerHost, perHost)
+		t.MaxIdleConns = max(t.MaxIdleConns, 2*perHost)
+	})
+}
+
 // cmdRun is the daemon: it consumes the queue until SIGTERM or SIGINT.
 func cmdRun(ctx context.Context, a *app, args []string) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
@@ -59,7 +78,7 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 	defer pg.Close()
 	defer startRetention(ctx, a, pg)() // stops before pg closes
 
-	awsCfg, err := config.LoadDefaultConfig(ctx)
+	awsCfg, err := config.LoadDefaultConfig(ctx, config.WithHTTPClient(a.cfg.httpClient()))
 	if err != nil {
 		return fmt.Errorf("aws config: %w", err)
 	}

@@ -18,6 +18,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
@@ -27,6 +28,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -48,6 +50,8 @@ type options struct {
 	bigBytes    int64
 	storage     bool
 	skipIngest  bool
+	baseline    string
+	repeat      int
 	quick       bool
 }
 
@@ -65,6 +69,8 @@ func main() {
 	big := flag.Float64("big", 0, "also run one object of this many GB decompressed (0: skip)")
 	flag.BoolVar(&o.storage, "storage", false, "also compare json and jsonb for the record column (ingest and queries)")
 	flag.BoolVar(&o.skipIngest, "skip-ingest", false, "skip pgtrail ingest")
+	flag.StringVar(&o.baseline, "baseline", "", "another pgtrail binary (say, the last release) to run in turn with -bin at each concurrency, for a before/after on the same data")
+	flag.IntVar(&o.repeat, "repeat", 1, "runs of pgtrail run per concurrency (and per binary); the median by events/s is kept")
 	flag.BoolVar(&o.quick, "quick", false, "a smoke run for CI: 20,000 events, concurrency 4, no plot update")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the benchmark process (the generator, the limits and the emulators) to this file")
 	flag.Parse()
@@ -105,12 +111,14 @@ func fatalf(format string, args ...any) {
 
 // Results is what results.json holds.
 type Results struct {
-	Time        time.Time     `json:"time"`
-	Machine     Machine       `json:"machine"`
-	Data        Data          `json:"data"`
-	Decode      []Measurement `json:"decode_limit"`
-	Copy        Measurement   `json:"copy_limit"`
-	Run         []Measurement `json:"run"`
+	Time    time.Time     `json:"time"`
+	Machine Machine       `json:"machine"`
+	Data    Data          `json:"data"`
+	Decode  []Measurement `json:"decode_limit"`
+	Copy    Measurement   `json:"copy_limit"`
+	Run     []Measurement `json:"run"`
+	// Baseline holds the runs of -baseline, taken in turn with Run's.
+	Baseline    []Measurement `json:"baseline_run,omitempty"`
 	Ingest      *Measurement  `json:"ingest,omitempty"`
 	Big         []Measurement `json:"big_object,omitempty"`
 	Best        *Measurement  `json:"best_run"`
@@ -213,14 +221,46 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	for _, c := range o.concurrency {
-		m, err := runE2E(ctx, o, st, set, c)
-		if err != nil {
-			return fmt.Errorf("pgtrail run, concurrency %d: %w", c, err)
+		// With a baseline, the two binaries take turns, so that whatever
+		// else the machine does weighs on both alike.
+		var runs, base []Measurement
+		for range max(o.repeat, 1) {
+			m, err := runE2E(ctx, o, st, set, c)
+			if err != nil {
+				return fmt.Errorf("pgtrail run, concurrency %d: %w", c, err)
+			}
+			fmt.Println(m)
+			runs = append(runs, m)
+			if o.baseline == "" {
+				continue
+			}
+			ob := o
+			ob.bin = o.baseline
+			b, err := runE2E(ctx, ob, st, set, c)
+			if err != nil {
+				return fmt.Errorf("baseline run, concurrency %d: %w", c, err)
+			}
+			b.Name += " baseline"
+			fmt.Println(b)
+			base = append(base, b)
 		}
-		fmt.Println(m)
-		res.Run = append(res.Run, m)
-		if res.Best == nil || m.EventsPerS > res.Best.EventsPerS {
-			res.Best = &res.Run[len(res.Run)-1]
+		res.Run = append(res.Run, median(runs))
+		if len(base) > 0 {
+			res.Baseline = append(res.Baseline, median(base))
+		}
+	}
+	for i := range res.Run {
+		if res.Best == nil || res.Run[i].EventsPerS > res.Best.EventsPerS {
+			res.Best = &res.Run[i]
+		}
+	}
+	if len(res.Run) > 0 && o.repeat > 1 {
+		fmt.Printf("medians of %d runs:\n", o.repeat)
+		for i, m := range res.Run {
+			fmt.Println(m)
+			if i < len(res.Baseline) {
+				fmt.Println(res.Baseline[i])
+			}
 		}
 	}
 	if !o.skipIngest {
@@ -299,4 +339,12 @@ func rate(m *Measurement, d time.Duration, comp, raw int64) {
 	m.EventsPerS = float64(m.Events) / d.Seconds()
 	m.MBpsComp = mb(comp) / d.Seconds()
 	m.MBpsRaw = mb(raw) / d.Seconds()
+}
+
+// median returns the run of median events/s (the lower middle one of an
+// even number).
+func median(ms []Measurement) Measurement {
+	s := slices.Clone(ms)
+	slices.SortFunc(s, func(a, b Measurement) int { return cmp.Compare(a.EventsPerS, b.EventsPerS) })
+	return s[(len(s)-1)/2]
 }
