@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -202,7 +204,19 @@ func (p *Postgres) copyBatch(ctx context.Context, objs []*worker.Object, res []w
 		}
 	}
 	if len(evs) > 0 {
-		r := &eventReader{evs: evs, jsonb: jsonb}
+		// Every writer inserts in the same order, by time then ID: two
+		// batches that carry the same events (a second trail's copy of a
+		// file) then wait on each other one way only, never in a cycle,
+		// which PostgreSQL would break as a deadlock. Time order also keeps
+		// the BRIN index on event_time tight.
+		sorted := slices.Clone(evs)
+		slices.SortFunc(sorted, func(a, b *worker.Event) int {
+			if c := a.EventTime.Compare(b.EventTime); c != 0 {
+				return c
+			}
+			return strings.Compare(a.EventID, b.EventID)
+		})
+		r := &eventReader{evs: sorted, jsonb: jsonb}
 		if _, err := tx.Conn().PgConn().CopyFrom(ctx, r, CopyEventsSQL); err != nil {
 			var pgErr *pgconn.PgError
 			if errors.As(err, &pgErr) && pgErr.Code == "23505" {

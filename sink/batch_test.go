@@ -2,6 +2,9 @@ package sink_test
 
 import (
 	"context"
+	"fmt"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -68,5 +71,51 @@ func TestWriteBufferedCountsPerObject(t *testing.T) {
 	// The stored time is the event's, to the microsecond.
 	if n := count(t, pg, `SELECT count(*) FROM cloudtrail_events WHERE event_id = 'e1' AND event_time = $1`, day1.Truncate(time.Microsecond)); n != 1 {
 		t.Errorf("e1 at %s: %d rows", day1, n)
+	}
+}
+
+// TestWriteBufferedConcurrentOverlapNoDeadlock writes, many times over, two
+// batches at once that carry the same events in opposite orders (as when a
+// second trail's copy of a file is written beside the first): each event
+// is stored once, and neither write fails, as it would if the two COPYs
+// waited on each other in a cycle.
+func TestWriteBufferedConcurrentOverlapNoDeadlock(t *testing.T) {
+	t.Parallel()
+	pg := setup(t)
+	ctx := context.Background()
+	base := time.Date(2024, 6, 1, 0, 0, 0, 0, time.UTC)
+	const rounds, n = 8, 600
+	for r := range rounds {
+		fwd := make([]worker.Row, n)
+		for i := range fwd {
+			fwd[i] = event(fmt.Sprintf("r%d-e%04d", r, i), base.Add(time.Duration(i)*time.Second), "fwd")
+		}
+		rev := slices.Clone(fwd)
+		slices.Reverse(rev)
+		for i := range rev {
+			rev[i].Event.S3Key = "rev"
+		}
+		var wg sync.WaitGroup
+		errs := make([]error, 2)
+		for w, rows := range [][]worker.Row{fwd, rev} {
+			wg.Go(func() {
+				// Two objects per batch, so that the batch is not one
+				// object's own order.
+				half := len(rows) / 2
+				_, errs[w] = pg.Write(ctx, []*worker.Object{
+					buffered(fmt.Sprintf("r%d-%d-a", r, w), rows[:half]...),
+					buffered(fmt.Sprintf("r%d-%d-b", r, w), rows[half:]...),
+				})
+			})
+		}
+		wg.Wait()
+		for w, err := range errs {
+			if err != nil {
+				t.Fatalf("round %d, writer %d: %v", r, w, err)
+			}
+		}
+		if got := count(t, pg, `SELECT count(*) FROM cloudtrail_events WHERE event_id LIKE $1`, fmt.Sprintf("r%d-%%", r)); got != n {
+			t.Fatalf("round %d: %d events stored, want %d", r, got, n)
+		}
 	}
 }
