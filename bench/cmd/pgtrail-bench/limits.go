@@ -141,9 +141,22 @@ func copyLimit(ctx context.Context, o options, set *gen.Set) (Measurement, error
 	if err != nil {
 		return Measurement{}, err
 	}
-	m, err := timeCopy(ctx, dbURL, evs, jsonb, sink.CopyEventsSQL)
-	if err != nil {
-		return Measurement{}, err
+	// A limit is the best the machine gives: the best of two runs (or of
+	// -repeat), the table emptied in between.
+	var m Measurement
+	for i := range max(o.repeat, 2) {
+		if i > 0 {
+			if _, err := conn.Exec(ctx, `TRUNCATE cloudtrail_events`); err != nil {
+				return Measurement{}, err
+			}
+		}
+		mi, err := timeCopy(ctx, dbURL, evs, jsonb, sink.CopyEventsSQL)
+		if err != nil {
+			return Measurement{}, err
+		}
+		if mi.EventsPerS > m.EventsPerS {
+			m = mi
+		}
 	}
 	m.Name = "copy"
 	m.Note = "2 connections, 10k rows/tx"
