@@ -1,6 +1,7 @@
 package sink
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -204,14 +205,14 @@ func (p *Postgres) copyBatch(ctx context.Context, objs []*worker.Object, res []w
 		}
 	}
 	if len(evs) > 0 {
-		// Every writer inserts in the same order, by time then ID: two
+		// Every writer inserts in the same order (insertOrder): two
 		// batches that carry the same events (a second trail's copy of a
 		// file) then wait on each other one way only, never in a cycle,
 		// which PostgreSQL would break as a deadlock. Time order also keeps
 		// the BRIN index on event_time tight.
 		sorted := slices.Clone(evs)
 		slices.SortFunc(sorted, func(a, b *worker.Event) int {
-			if c := a.EventTime.Compare(b.EventTime); c != 0 {
+			if c := cmp.Compare(a.EventTime.UnixMicro(), b.EventTime.UnixMicro()); c != 0 {
 				return c
 			}
 			return strings.Compare(a.EventID, b.EventID)

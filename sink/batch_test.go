@@ -76,15 +76,15 @@ func TestWriteBufferedCountsPerObject(t *testing.T) {
 
 // TestWriteBufferedConcurrentOverlapNoDeadlock writes, many times over, two
 // batches at once that carry the same events in opposite orders (as when a
-// second trail's copy of a file is written beside the first): each event
-// is stored once, and neither write fails, as it would if the two COPYs
-// waited on each other in a cycle.
+// second trail's copy of a file is written beside the first), by COPY or
+// through the staging table: each event is stored once, and neither write
+// fails, as it would if the two waited on each other in a cycle.
 func TestWriteBufferedConcurrentOverlapNoDeadlock(t *testing.T) {
 	t.Parallel()
 	pg := setup(t)
 	ctx := context.Background()
 	base := time.Date(2024, 6, 1, 0, 0, 0, 0, time.UTC)
-	const rounds, n = 8, 600
+	const rounds, n = 10, 600
 	for r := range rounds {
 		fwd := make([]worker.Row, n)
 		for i := range fwd {
@@ -97,15 +97,19 @@ func TestWriteBufferedConcurrentOverlapNoDeadlock(t *testing.T) {
 		}
 		var wg sync.WaitGroup
 		errs := make([]error, 2)
-		for w, rows := range [][]worker.Row{fwd, rev} {
+		for w, items := range [][]worker.Row{fwd, rev} {
 			wg.Go(func() {
 				// Two objects per batch, so that the batch is not one
-				// object's own order.
-				half := len(rows) / 2
-				_, errs[w] = pg.Write(ctx, []*worker.Object{
-					buffered(fmt.Sprintf("r%d-%d-a", r, w), rows[:half]...),
-					buffered(fmt.Sprintf("r%d-%d-b", r, w), rows[half:]...),
-				})
+				// object's own order. In odd rounds the second writer
+				// streams its objects through the staging table.
+				half := len(items) / 2
+				a := buffered(fmt.Sprintf("r%d-%d-a", r, w), items[:half]...)
+				b := buffered(fmt.Sprintf("r%d-%d-b", r, w), items[half:]...)
+				if w == 1 && r%2 == 1 {
+					a.Rows = &rows{items: items[:half]}
+					b.Rows = &rows{items: items[half:]}
+				}
+				_, errs[w] = pg.Write(ctx, []*worker.Object{a, b})
 			})
 		}
 		wg.Wait()

@@ -60,9 +60,16 @@ var stagingColumns = []string{
 	"record", "s3_bucket", "s3_key",
 }
 
+// insertOrder is the order every write inserts events in, the COPY of a
+// batch (sorted the same way in Go: time to the microsecond, then the ID's
+// bytes) as the staging path: two transactions that insert some of the
+// same events then never wait on each other in a cycle.
+const insertOrder = `event_time, event_id COLLATE "C"`
+
 const insertEvents = `WITH ins AS (
     INSERT INTO cloudtrail_events (` + eventColumns + `)
     SELECT ` + eventColumns + ` FROM pgtrail_staging WHERE reason IS NULL
+    ORDER BY ` + insertOrder + `
     ON CONFLICT DO NOTHING
     RETURNING s3_bucket, s3_key
 ) SELECT s3_bucket, s3_key, count(*) FROM ins GROUP BY 1, 2`
