@@ -72,8 +72,23 @@ func main() {
 	flag.StringVar(&o.baseline, "baseline", "", "another pgtrail binary (say, the last release) to run in turn with -bin at each concurrency, for a before/after on the same data")
 	flag.IntVar(&o.repeat, "repeat", 1, "runs of pgtrail run per concurrency (and per binary); the median by events/s is kept")
 	flag.BoolVar(&o.quick, "quick", false, "a smoke run for CI: 20,000 events, concurrency 4, no plot update")
+	replot := flag.Bool("replot", false, "only draw throughput.png again from the results.json in -out")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the benchmark process (the generator, the limits and the emulators) to this file")
 	flag.Parse()
+	if *replot {
+		b, err := os.ReadFile(filepath.Join(o.out, "results.json"))
+		if err != nil {
+			fatalf("-replot: %v", err)
+		}
+		var res Results
+		if err := json.Unmarshal(b, &res); err != nil {
+			fatalf("-replot: %v", err)
+		}
+		if err := writePlot(filepath.Join(o.out, "throughput.png"), &res); err != nil {
+			fatalf("-replot: %v", err)
+		}
+		return
+	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err != nil {

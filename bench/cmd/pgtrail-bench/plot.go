@@ -79,6 +79,19 @@ func writePlot(path string, res *Results) error {
 	}
 	last := res.Run[len(res.Run)-1]
 	text(img, w-right+8, py(last.EventsPerS)+4, "pgtrail run", blue)
+	// The baseline (-baseline), thin, where it was run.
+	orange := color.RGBA{255, 127, 14, 255}
+	for i, m := range res.Baseline {
+		x, y := px(m.Concurrency), py(m.EventsPerS)
+		if i > 0 {
+			p := res.Baseline[i-1]
+			line(img, px(p.Concurrency), py(p.EventsPerS), x, y, orange)
+		}
+		dot(img, x, y, orange)
+	}
+	if n := len(res.Baseline); n > 0 {
+		text(img, w-right+8, py(res.Baseline[n-1].EventsPerS)+18, "baseline", orange)
+	}
 	if ing := res.Ingest; ing != nil {
 		text(img, w-right+8, 60, fmt.Sprintf("ingest %.0fk/s", ing.EventsPerS/1000), black)
 	}
