@@ -12,8 +12,11 @@ type arena struct {
 }
 
 const (
-	arenaChunk = 64 << 10 // bytes per chunk
-	arenaLarge = 8 << 10  // a request this big gets its own allocation
+	// arenaChunk is the largest size the runtime allocates from its
+	// per-CPU caches: a bigger chunk takes the large-object path, which
+	// measured about 10% slower per record (64 KB against 32 KB).
+	arenaChunk = 32 << 10
+	arenaLarge = 8 << 10 // a request this big gets its own allocation
 )
 
 // alloc returns n bytes that no one else holds. A nil arena allocates.
