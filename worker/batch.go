@@ -3,7 +3,6 @@ package worker
 import (
 	"context"
 	"io"
-	"sync"
 )
 
 // Batching. Most CloudTrail objects hold 50 to 200 records: one transaction
@@ -48,18 +47,13 @@ func (b *BufferedRows) Next(row *Row) error {
 // read the rows a second time.
 func (b *BufferedRows) Rewind() { b.i = 0 }
 
-// batcher groups queued objects into transactions. It has no goroutine of
-// its own: a caller that finds fewer than maxWriters writers at work
-// becomes one (the leader), writes batches from the head of the queue until
-// its own object is committed, then hands its place to the next waiting
-// caller. Objects are taken in arrival order, so every caller is served.
+// batcher groups queued objects into transactions (see leaders): a caller
+// that finds fewer than the maximum of writers at work becomes one, writes
+// batches of up to maxBatchRows rows from the head of the queue until its
+// own object is committed, then hands its place on.
 type batcher struct {
-	sink       Sink
-	maxWriters int
-
-	mu      sync.Mutex
-	queue   []*batchItem
-	writers int
+	sink Sink
+	l    leaders[batchItem]
 }
 
 type batchItem struct {
@@ -67,94 +61,50 @@ type batchItem struct {
 	rows int
 	res  WriteResult
 	err  error
-	// Guarded by batcher.mu.
-	done    bool
-	leading bool
-	// wake is signalled (never blocking, capacity 1) when the item is done
-	// or when it is handed the writer's place.
-	wake chan struct{}
 }
 
 func newBatcher(sink Sink, writers int) *batcher {
-	return &batcher{sink: sink, maxWriters: max(writers, 1)}
+	writers = max(writers, 1)
+	b := &batcher{sink: sink}
+	b.l = leaders[batchItem]{
+		lead: func(_, leading int) bool { return leading < writers },
+		size: batchSize,
+		run:  b.commit,
+	}
+	return b
 }
 
 // write queues obj, whose Rows are a *BufferedRows of n rows, and returns
 // its result once the transaction that holds it is committed or failed.
 func (b *batcher) write(ctx context.Context, obj *Object, n int) (WriteResult, error) {
-	it := &batchItem{obj: obj, rows: n, wake: make(chan struct{}, 1)}
-	b.mu.Lock()
-	b.queue = append(b.queue, it)
-	if b.writers < b.maxWriters {
-		b.writers++
-		it.leading = true
-	}
-	for !it.done && !it.leading {
-		b.mu.Unlock()
-		<-it.wake
-		b.mu.Lock()
-	}
-	b.mu.Unlock()
-	if it.leading {
-		b.lead(ctx, it)
-	}
+	it := b.l.do(ctx, batchItem{obj: obj, rows: n})
 	return it.res, it.err
 }
 
-// lead writes batches until own is done, then passes the writer's place on.
-func (b *batcher) lead(ctx context.Context, own *batchItem) {
-	b.mu.Lock()
-	for !own.done {
-		batch := b.take()
-		if len(batch) == 0 {
-			// own is in a batch another leader is writing.
-			b.mu.Unlock()
-			<-own.wake
-			b.mu.Lock()
-			continue
-		}
-		b.mu.Unlock()
-		b.commit(ctx, batch)
-		b.mu.Lock()
-	}
-	own.leading = false
-	for _, it := range b.queue {
-		if !it.leading {
-			it.leading = true
-			signal(it.wake)
-			b.mu.Unlock()
-			return
-		}
-	}
-	b.writers--
-	b.mu.Unlock()
-}
-
-// take removes the next batch from the head of the queue. b.mu is held.
-func (b *batcher) take() []*batchItem {
+// batchSize is how many objects from the head of the queue fit in one
+// transaction: at least one, and no more than maxBatchRows rows.
+func batchSize(queue []*queued[batchItem]) int {
 	n, rows := 0, 0
-	for n < len(b.queue) && (n == 0 || rows+b.queue[n].rows <= maxBatchRows) {
-		rows += b.queue[n].rows
+	for n < len(queue) && (n == 0 || rows+queue[n].v.rows <= maxBatchRows) {
+		rows += queue[n].v.rows
 		n++
 	}
-	batch := append([]*batchItem(nil), b.queue[:n]...)
-	b.queue = b.queue[n:]
-	return batch
+	return n
 }
 
 // commit writes batch in one transaction. If a batch of several objects
 // fails, each is tried alone, so that one object the database refuses does
 // not fail the others.
-func (b *batcher) commit(ctx context.Context, batch []*batchItem) {
+func (b *batcher) commit(ctx context.Context, batch []*queued[batchItem]) {
 	objs := make([]*Object, len(batch))
 	for i, it := range batch {
-		objs[i] = it.obj
+		objs[i] = it.v.obj
 	}
 	res, err := b.sink.Write(ctx, objs)
 	if err != nil && len(batch) > 1 && ctx.Err() == nil {
 		for _, it := range batch {
-			it.obj.Rows.(*BufferedRows).Rewind()
-			r, err := b.sink.Write(ctx, []*Object{it.obj})
+			it.v.obj.Rows.(*BufferedRows).Rewind()
+			r, err := b.sink.Write(ctx, []*Object{it.v.obj})
 			b.finish(it, r, err)
 		}
 		return
@@ -168,20 +118,10 @@ func (b *batcher) commit(ctx context.Context, batch []*batchItem) {
 	}
 }
 
-func (b *batcher) finish(it *batchItem, res []WriteResult, err error) {
-	b.mu.Lock()
+func (b *batcher) finish(it *queued[batchItem], res []WriteResult, err error) {
 	if err == nil && len(res) > 0 {
-		it.res = res[0]
+		it.v.res = res[0]
 	}
-	it.err = err
-	it.done = true
-	b.mu.Unlock()
-	signal(it.wake)
-}
-
-func signal(c chan struct{}) {
-	select {
-	case c <- struct{}{}:
-	default:
-	}
+	it.v.err = err
+	b.l.done(it)
 }

@@ -98,7 +98,7 @@ func newDeleterWorld(t *testing.T, n int) *deleterWorld {
 		}
 	}
 	w.sqs = newHeldSQS(s.SQS())
-	w.d = &deleter{sqs: w.sqs, queueURL: q}
+	w.d = newDeleter(w.sqs, q)
 	return w
 }
 
@@ -126,9 +126,9 @@ func (w *deleterWorld) holdFirst(h string) <-chan error {
 func (w *deleterWorld) waitQueued(n int) {
 	w.t.Helper()
 	for {
-		w.d.mu.Lock()
-		queued := len(w.d.queue)
-		w.d.mu.Unlock()
+		w.d.l.mu.Lock()
+		queued := len(w.d.l.queue)
+		w.d.l.mu.Unlock()
 		if queued == n {
 			return
 		}
@@ -200,9 +200,9 @@ func TestDeleterBatches(t *testing.T) {
 		t.Errorf("DeleteMessageBatch calls of %v entries, want %v", got, want)
 	}
 	w.wantDepth(0, 0)
-	w.d.mu.Lock()
-	senders, queued := w.d.senders, len(w.d.queue)
-	w.d.mu.Unlock()
+	w.d.l.mu.Lock()
+	senders, queued := w.d.l.leading, len(w.d.l.queue)
+	w.d.l.mu.Unlock()
 	if senders != 0 || queued != 0 {
 		t.Errorf("deleter left with %d senders and %d queued", senders, queued)
 	}

@@ -130,7 +130,7 @@ func New(cfg Config, q SQS, proc *Processor, m *Metrics, log *zap.Logger) *Worke
 	cfg.setDefaults()
 	return &Worker{
 		cfg: cfg, sqs: q, proc: proc, log: log, metrics: m,
-		deletes:  &deleter{sqs: q, queueURL: cfg.QueueURL},
+		deletes:  newDeleter(q, cfg.QueueURL),
 		inflight: semaphore.NewWeighted(int64(cfg.MaxInFlight)),
 		started:  time.Now(),
 	}
