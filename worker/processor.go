@@ -291,7 +291,6 @@ type recordRows struct {
 	dec        *Decoder
 	obj        *Object
 	ahead      []Row
-	index      int
 	size       int // bytes of the latest record
 	decodeTime time.Duration
 }

@@ -79,6 +79,12 @@ type Config struct {
 	StallTimeout time.Duration
 }
 
+// WithDefaults returns c with the defaults in place of its zero values.
+func (c Config) WithDefaults() Config {
+	c.setDefaults()
+	return c
+}
+
 func (c *Config) setDefaults() {
 	if c.Pollers <= 0 {
 		c.Pollers = 2

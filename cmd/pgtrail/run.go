@@ -45,11 +45,8 @@ func (c *Config) worker() worker.Config {
 // PGTRAIL_OBJECT_CONCURRENCY GetObjects; SQS the long polls, the deletes
 // and a heartbeat per message in flight.
 func (c *Config) httpClient() *awshttp.BuildableClient {
-	inFlight := c.MaxInFlight
-	if inFlight == 0 {
-		inFlight = 10 * c.Pollers
-	}
-	perHost := max(c.ObjectConcurrency, c.Pollers+inFlight) + 4
+	wc := c.worker().WithDefaults()
+	perHost := max(wc.ObjectConcurrency, wc.Pollers+wc.MaxInFlight) + 4
 	return awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
 		t.MaxIdleConnsPerHost = max(t.MaxIdleConnsPerHost, perHost)
 		t.MaxIdleConns = max(t.MaxIdleConns, 2*perHost)
