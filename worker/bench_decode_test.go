@@ -106,35 +106,7 @@ func cpuTime(b *testing.B) time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-func BenchmarkDecode(b *testing.B) {
-	objs, plain, _ := benchObjects(b)
-	var size int64
-	for _, p := range plain {
-		size += int64(len(p))
-	}
-	b.SetBytes(size / int64(len(objs)))
-	d, _ := NewDecoder(bytes.NewReader(objs[0]), Limits{})
-	records := 0
-	b.ReportAllocs()
-	b.ResetTimer()
-	cpu0 := cpuTime(b)
-	for i := 0; b.Loop(); i++ {
-		if err := d.Reset(bytes.NewReader(objs[i%len(objs)])); err != nil {
-			b.Fatal(err)
-		}
-		for {
-			_, err := d.Next()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				b.Fatal(err)
-			}
-			records++
-		}
-	}
-	reportPerRecord(b, records, cpu0)
-}
+func BenchmarkDecode(b *testing.B) { benchDecode(b, decodeOnly) }
 
 // BenchmarkGunzip is the decompression part of BenchmarkDecode.
 func BenchmarkGunzip(b *testing.B) {
@@ -220,14 +192,26 @@ func benchNormalize(b *testing.B, normalize func([]byte) (Event, error)) {
 	reportPerRecord(b, records, cpu0)
 }
 
-func BenchmarkDecodeNormalize(b *testing.B) { benchDecodeNormalize(b, false) }
+func BenchmarkDecodeNormalize(b *testing.B) { benchDecode(b, decodeThenNormalize) }
 
 // BenchmarkDecodeNextRow is BenchmarkDecodeNormalize as pgtrail does it:
 // one pass per record.
-func BenchmarkDecodeNextRow(b *testing.B) { benchDecodeNormalize(b, true) }
+func BenchmarkDecodeNextRow(b *testing.B) { benchDecode(b, decodeNextRow) }
 
-func benchDecodeNormalize(b *testing.B, nextRow bool) {
-	objs, _, _ := benchObjects(b)
+// What benchDecode does with each record.
+const (
+	decodeOnly          = iota // Decoder.Next
+	decodeThenNormalize        // Decoder.Next, then Normalize
+	decodeNextRow              // Decoder.NextRow
+)
+
+func benchDecode(b *testing.B, mode int) {
+	objs, plain, _ := benchObjects(b)
+	var size int64
+	for _, p := range plain {
+		size += int64(len(p))
+	}
+	b.SetBytes(size / int64(len(objs)))
 	d, _ := NewDecoder(bytes.NewReader(objs[0]), Limits{})
 	records := 0
 	var row Row
@@ -239,11 +223,11 @@ func benchDecodeNormalize(b *testing.B, nextRow bool) {
 		}
 		for {
 			var err error
-			if nextRow {
+			if mode == decodeNextRow {
 				err = d.NextRow(&row, "bucket", "key")
 			} else {
 				var raw []byte
-				if raw, err = d.Next(); err == nil {
+				if raw, err = d.Next(); err == nil && mode == decodeThenNormalize {
 					_, _ = Normalize(raw, "bucket", "key")
 				}
 			}

@@ -196,16 +196,11 @@ func runE2E(ctx context.Context, o options, st *awsStack, set *gen.Set, concurre
 // runQueue queues keys, runs pgtrail run until every object is in the
 // ledger and the queue is empty, and checks that unique events were stored.
 func runQueue(ctx context.Context, o options, st *awsStack, keys []string, concurrency, unique int, m *Measurement) error {
-	dbURL, drop, err := createDB(ctx, o.server)
+	dbURL, conn, done, err := freshDB(ctx, o.server)
 	if err != nil {
 		return err
 	}
-	defer drop()
-	conn, err := migrated(ctx, dbURL)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(ctx)
+	defer done()
 	q, err := st.notify(ctx, keys)
 	if err != nil {
 		return err
@@ -312,16 +307,11 @@ func runIngest(ctx context.Context, o options, set *gen.Set) (Measurement, error
 }
 
 func ingestDir(ctx context.Context, o options, path string, unique int, m *Measurement) error {
-	dbURL, drop, err := createDB(ctx, o.server)
+	dbURL, conn, done, err := freshDB(ctx, o.server)
 	if err != nil {
 		return err
 	}
-	defer drop()
-	conn, err := migrated(ctx, dbURL)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(ctx)
+	defer done()
 	c, err := startChild(o, []string{"DATABASE_URL=" + dbURL}, "ingest", path)
 	if err != nil {
 		return err

@@ -124,16 +124,11 @@ func copyLimit(ctx context.Context, o options, set *gen.Set) (Measurement, error
 	if err != nil {
 		return Measurement{}, err
 	}
-	dbURL, drop, err := createDB(ctx, o.server)
+	dbURL, conn, done, err := freshDB(ctx, o.server)
 	if err != nil {
 		return Measurement{}, err
 	}
-	defer drop()
-	conn, err := migrated(ctx, dbURL)
-	if err != nil {
-		return Measurement{}, err
-	}
-	defer conn.Close(ctx)
+	defer done()
 	if err := ensurePartitions(ctx, conn, evs); err != nil {
 		return Measurement{}, err
 	}
@@ -277,6 +272,22 @@ func createDB(ctx context.Context, server string) (string, func(), error) {
 		_, _ = c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
 	}
 	return u.String(), drop, nil
+}
+
+// freshDB creates a database on server with pgtrail's migrations applied
+// and returns its URL and a connection to it; done closes the connection
+// and drops the database.
+func freshDB(ctx context.Context, server string) (dbURL string, conn *pgx.Conn, done func(), err error) {
+	dbURL, drop, err := createDB(ctx, server)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	conn, err = migrated(ctx, dbURL)
+	if err != nil {
+		drop()
+		return "", nil, nil, err
+	}
+	return dbURL, conn, func() { conn.Close(ctx); drop() }, nil
 }
 
 // migrated applies pgtrail's migrations to dbURL and returns a connection.

@@ -68,30 +68,21 @@ func writePlot(path string, res *Results) error {
 	dashed(img, left, y85, w-right, y85, green)
 	text(img, w-right+8, y85+4, "85% of COPY", green)
 
-	// The runs.
-	for i, m := range res.Run {
-		x, y := px(m.Concurrency), py(m.EventsPerS)
-		if i > 0 {
-			p := res.Run[i-1]
-			thick(img, px(p.Concurrency), py(p.EventsPerS), x, y, blue)
+	// The runs, and the baseline (-baseline) thin, where it was run.
+	series := func(ms []Measurement, stroke func(img *image.RGBA, x0, y0, x1, y1 int, c color.Color), c color.Color, label string, dy int) {
+		for i, m := range ms {
+			x, y := px(m.Concurrency), py(m.EventsPerS)
+			if i > 0 {
+				stroke(img, px(ms[i-1].Concurrency), py(ms[i-1].EventsPerS), x, y, c)
+			}
+			dot(img, x, y, c)
 		}
-		dot(img, x, y, blue)
-	}
-	last := res.Run[len(res.Run)-1]
-	text(img, w-right+8, py(last.EventsPerS)+4, "pgtrail run", blue)
-	// The baseline (-baseline), thin, where it was run.
-	orange := color.RGBA{255, 127, 14, 255}
-	for i, m := range res.Baseline {
-		x, y := px(m.Concurrency), py(m.EventsPerS)
-		if i > 0 {
-			p := res.Baseline[i-1]
-			line(img, px(p.Concurrency), py(p.EventsPerS), x, y, orange)
+		if len(ms) > 0 {
+			text(img, w-right+8, py(ms[len(ms)-1].EventsPerS)+dy, label, c)
 		}
-		dot(img, x, y, orange)
 	}
-	if n := len(res.Baseline); n > 0 {
-		text(img, w-right+8, py(res.Baseline[n-1].EventsPerS)+18, "baseline", orange)
-	}
+	series(res.Run, thick, blue, "pgtrail run", 4)
+	series(res.Baseline, line, color.RGBA{255, 127, 14, 255}, "baseline", 18)
 	if ing := res.Ingest; ing != nil {
 		text(img, w-right+8, 60, fmt.Sprintf("ingest %.0fk/s", ing.EventsPerS/1000), black)
 	}

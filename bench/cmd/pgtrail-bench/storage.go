@@ -47,17 +47,12 @@ func compareStorage(ctx context.Context, o options, set *gen.Set) (*Storage, err
 	}
 	s := &Storage{Events: len(evs)}
 	for _, typ := range []string{"jsonb", "json"} {
-		dbURL, drop, err := createDB(ctx, o.server)
+		dbURL, conn, done, err := freshDB(ctx, o.server)
 		if err != nil {
 			return nil, err
 		}
 		r, err := func() (StorageResult, error) {
-			defer drop()
-			conn, err := migrated(ctx, dbURL)
-			if err != nil {
-				return StorageResult{}, err
-			}
-			defer conn.Close(ctx)
+			defer done()
 			if typ == "json" {
 				if _, err := conn.Exec(ctx, `ALTER TABLE cloudtrail_events ALTER COLUMN record TYPE json`); err != nil {
 					return StorageResult{}, err
