@@ -125,39 +125,66 @@ func appendJSON(b []byte, v []byte, jsonb bool) []byte {
 	return append(b, v...)
 }
 
-// eventReader is a binary COPY stream of events, encoded as COPY reads it.
+// eventReader is a binary COPY stream of events, encoded as COPY reads it:
+// straight into the reader's buffer, row by row, as long as the next row
+// fits; a row bigger than the whole buffer is encoded aside and handed over
+// in pieces.
 type eventReader struct {
 	evs    []*worker.Event
 	jsonb  bool
 	i      int
-	buf    []byte
-	off    int
+	big    []byte // a row that did not fit in an empty buffer
+	off    int    // how much of big was handed over
 	header bool
 	done   bool
 }
 
-const eventReaderChunk = 64 << 10
-
 func (r *eventReader) Read(p []byte) (int, error) {
-	if r.off == len(r.buf) {
-		if r.done {
-			return 0, io.EOF
-		}
-		r.buf, r.off = r.buf[:0], 0
-		if !r.header {
-			r.buf = append(r.buf, copyHeader...)
-			r.header = true
-		}
-		for r.i < len(r.evs) && len(r.buf) < eventReaderChunk {
-			r.buf = appendEventRow(r.buf, r.evs[r.i], r.jsonb)
-			r.i++
-		}
-		if r.i == len(r.evs) {
-			r.buf = append(r.buf, copyTrailer...)
-			r.done = true
-		}
+	if r.off < len(r.big) {
+		n := copy(p, r.big[r.off:])
+		r.off += n
+		return n, nil
 	}
-	n := copy(p, r.buf[r.off:])
-	r.off += n
-	return n, nil
+	if r.done {
+		return 0, io.EOF
+	}
+	b := p[:0:len(p)]
+	if !r.header {
+		if len(p) < len(copyHeader) {
+			return 0, io.ErrShortBuffer
+		}
+		b = append(b, copyHeader...)
+		r.header = true
+	}
+	for r.i < len(r.evs) && rowSizeBound(r.evs[r.i]) <= cap(b)-len(b) {
+		b = appendEventRow(b, r.evs[r.i], r.jsonb)
+		r.i++
+	}
+	if len(b) == 0 && r.i < len(r.evs) {
+		r.big = appendEventRow(r.big[:0], r.evs[r.i], r.jsonb)
+		r.i++
+		r.off = copy(p, r.big)
+		return r.off, nil
+	}
+	if r.i == len(r.evs) && cap(b)-len(b) >= len(copyTrailer) {
+		b = append(b, copyTrailer...)
+		r.done = true
+	}
+	return len(b), nil
+}
+
+// rowSizeBound is at least the length appendEventRow adds for e: the field
+// count, a length word per column, eight bytes of time, a byte per bool, a
+// version byte per JSON value, and the text.
+func rowSizeBound(e *worker.Event) int {
+	n := 2 + 4*numEventColumns + 8 + 3 + 5
+	n += len(e.EventID) + len(e.EventVersion) + len(e.EventSource) + len(e.EventName) + len(e.EventType) +
+		len(e.EventCategory) + len(e.AWSRegion) + len(e.SourceIPAddress) + len(e.UserAgent) +
+		len(e.UserIdentityType) + len(e.UserIdentityARN) + len(e.UserIdentityAccountID) +
+		len(e.UserIdentityPrincipalID) + len(e.UserIdentityAccessKeyID) + len(e.UserIdentityUserName) +
+		len(e.SessionIssuerARN) + len(e.InvokedBy) + len(e.ErrorCode) + len(e.ErrorMessage) +
+		len(e.RequestID) + len(e.RecipientAccountID) + len(e.SharedEventID) + len(e.VPCEndpointID) +
+		len(e.RequestParameters) + len(e.ResponseElements) + len(e.AdditionalEventData) +
+		len(e.Resources) + len(e.Record) + len(e.S3Bucket) + len(e.S3Key)
+	return n
 }

@@ -1,8 +1,10 @@
 package worker
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -24,7 +26,17 @@ func (p *Processor) File(ctx context.Context, path string) (WriteResult, error) 
 		if err != nil {
 			return Permanent(err)
 		}
-		res, err = p.write(ctx, &Object{Key: path, Size: st.Size()}, f, nil)
+		var r io.Reader = f
+		if n := st.Size(); n > 0 && n <= maxPrefetchBytes {
+			// Read whole, as fetchAndWrite reads a small object.
+			buf := p.bodyBuf(int(n))
+			defer p.bodies.Put(buf)
+			if _, err := io.ReadFull(f, *buf); err != nil {
+				return Permanent(fmt.Errorf("read %s: %w", path, err))
+			}
+			r = bytes.NewReader(*buf)
+		}
+		res, err = p.write(ctx, &Object{Key: path, Size: st.Size()}, r, nil)
 		return err
 	}, nil)
 	return res, err

@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -43,6 +44,8 @@ type Processor struct {
 	// rowBufs the []Row an object is decoded into, for reuse.
 	decoders sync.Pool
 	rowBufs  sync.Pool
+	// bodies keeps the buffers small objects are read into (fetchAndWrite).
+	bodies sync.Pool
 }
 
 // NewProcessor returns a Processor. s3 and ledger may be nil for local
@@ -71,6 +74,12 @@ func (p *Processor) Objects(ctx context.Context, messageID string, refs []Object
 // objectsOf is Objects; lookup false skips the ledger look-up, for a
 // message that SQS delivers for the first time.
 func (p *Processor) objectsOf(ctx context.Context, messageID string, refs []ObjectRef, lookup bool) error {
+	if len(refs) == 1 {
+		// CloudTrail names one object a notification: no goroutine.
+		p.metrics.objectStarted()
+		defer p.metrics.objectFinished()
+		return p.object(ctx, messageID, refs[0], lookup)
+	}
 	var g errgroup.Group
 	errs := make([]error, len(refs))
 	for i, ref := range refs {
@@ -197,9 +206,25 @@ func (p *Processor) fetchAndWrite(ctx context.Context, messageID string, ref Obj
 	defer out.Body.Close()
 	p.metrics.fetched(time.Since(start))
 	body := &countingReader{r: out.Body, watch: watch}
-	res, err := p.write(ctx, &Object{
-		Bucket: ref.Bucket, Key: ref.Key, Size: aws.ToInt64(out.ContentLength), MessageID: messageID,
-	}, body, s)
+	obj := &Object{Bucket: ref.Bucket, Key: ref.Key, Size: aws.ToInt64(out.ContentLength), MessageID: messageID}
+	var r io.Reader = body
+	if obj.Size > 0 && obj.Size <= maxPrefetchBytes {
+		// A small object is read whole before it is decoded: decoding
+		// then runs from memory to the end, without waiting on the
+		// network between two reads, and the connection goes back to the
+		// pool at once.
+		buf := p.bodyBuf(int(obj.Size))
+		defer p.bodies.Put(buf)
+		if _, err := io.ReadFull(body, *buf); err != nil {
+			p.metrics.bytesFetched(body.n)
+			if cause := context.Cause(getCtx); errors.Is(cause, errStalled) {
+				err = cause
+			}
+			return WriteResult{}, fmt.Errorf("s3: read s3://%s/%s: %w", ref.Bucket, ref.Key, err)
+		}
+		r = bytes.NewReader(*buf)
+	}
+	res, err := p.write(ctx, obj, r, s)
 	p.metrics.bytesFetched(body.n)
 	if err != nil && body.err != nil && !IsPermanent(body.err) {
 		// The body broke off mid-stream (connection reset, stall): that
@@ -211,6 +236,22 @@ func (p *Processor) fetchAndWrite(ctx context.Context, messageID string, ref Obj
 		return res, fmt.Errorf("s3: read s3://%s/%s: %w", ref.Bucket, ref.Key, readErr)
 	}
 	return res, err
+}
+
+// maxPrefetchBytes is the compressed size up to which an object is read
+// whole into memory before it is decoded: about maxBufferedBytes once
+// decompressed, at CloudTrail's compression ratios.
+const maxPrefetchBytes = 1 << 20
+
+// bodyBuf returns a buffer of n bytes from p.bodies; put it back there.
+func (p *Processor) bodyBuf(n int) *[]byte {
+	b, _ := p.bodies.Get().(*[]byte)
+	if b == nil || cap(*b) < n {
+		nb := make([]byte, n, max(n, 64<<10))
+		return &nb
+	}
+	*b = (*b)[:n]
+	return b
 }
 
 // write decodes r into obj's rows and commits them. A small object's slot

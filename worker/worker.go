@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -163,22 +164,38 @@ func (w *Worker) Run(ctx context.Context) error {
 	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
 
+	// A handler per message that may be in flight, kept for the whole
+	// run: a message is handled on a goroutine whose stack has already
+	// grown to what the AWS SDK and the database driver need, rather than
+	// on a new one that grows it again, copy by copy.
+	msgs := make(chan types.Message, w.cfg.MaxInFlight)
+	var handlers sync.WaitGroup
+	for range w.cfg.MaxInFlight {
+		handlers.Go(func() {
+			for m := range msgs {
+				w.handle(work, m)
+				w.handling.Add(-1)
+				w.inflight.Release(1)
+			}
+		})
+	}
+
 	// Pollers stop when ctx ends or, with Drain, when the queue is empty.
 	pollCtx, stopPolling := context.WithCancel(ctx)
 	defer stopPolling()
-	var handlers errgroup.Group
 	var pollers errgroup.Group
 	for i := range w.cfg.Pollers {
 		pollers.Go(func() error {
-			w.poll(pollCtx, work, &handlers, i, stopPolling)
+			w.poll(pollCtx, msgs, i, stopPolling)
 			return nil
 		})
 	}
 	_ = pollers.Wait()
+	close(msgs)
 	w.log.Info("stopped receiving; finishing in-flight messages", zap.Duration("grace", w.cfg.ShutdownGrace))
 
 	done := make(chan struct{})
-	go func() { _ = handlers.Wait(); close(done) }()
+	go func() { handlers.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(w.cfg.ShutdownGrace):
@@ -194,8 +211,9 @@ func (w *Worker) Run(ctx context.Context) error {
 // visible again after their timeout.
 const receiveMargin = 10 * time.Second
 
-// poll is one long-poll loop.
-func (w *Worker) poll(ctx, work context.Context, handlers *errgroup.Group, id int, stopPolling func()) {
+// poll is one long-poll loop. It hands each message it receives to the
+// handlers on msgs, holding a place in inflight that the handler gives back.
+func (w *Worker) poll(ctx context.Context, msgs chan<- types.Message, id int, stopPolling func()) {
 	log := w.log.With(zap.Int("poller", id))
 	failures := 0
 	for ctx.Err() == nil {
@@ -245,12 +263,8 @@ func (w *Worker) poll(ctx, work context.Context, handlers *errgroup.Group, id in
 		}
 		w.handling.Add(int64(len(out.Messages)))
 		for _, m := range out.Messages {
-			handlers.Go(func() error {
-				defer w.inflight.Release(1)
-				defer w.handling.Add(-1)
-				w.handle(work, m)
-				return nil
-			})
+			// Never blocks: msgs has room for every message in flight.
+			msgs <- m
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -82,6 +83,10 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 	sqsClient := sqs.NewFromConfig(awsCfg)
 	s3Client := s3.NewFromConfig(awsCfg, func(o *s3.Options) {
 		o.UsePathStyle = a.cfg.S3ForcePathStyle
+		// The gzip trailer's CRC-32 already proves every object's content
+		// end to end: S3's own checksum (CRC64NVME on new objects) would
+		// be computed over the body again, on every object, for nothing.
+		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 		// CloudTrail uploads without a checksum; do not log its absence
 		// for every object.
 		o.DisableLogOutputChecksumValidationSkipped = true
