@@ -1,14 +1,26 @@
 package worker
 
-import "unsafe"
+import (
+	"sync"
+	"unsafe"
+)
 
 // arena hands out the memory that a Decoder's rows keep: each record's copy
 // and the text of its fields. It carves them from chunks shared by many
 // records, so that a record costs no allocation of its own, and never
-// writes to memory it has handed out: a chunk lives for as long as any row
-// still points into it, and the garbage collector frees it after that.
+// writes to memory it has handed out.
+//
+// By default a chunk lives for as long as any row still points into it,
+// and the garbage collector frees it after that. With a pool, the arena
+// draws its chunks from the pool and lists them; take hands the list to
+// the rows' owner, which gives the chunks back once no row points into
+// them (the processor does, once an object's batch is committed). A
+// chunk's memory is then written again: only rows whose every reader is
+// done may be recycled this way.
 type arena struct {
 	chunk []byte // free space of the current chunk
+	pool  *chunkPool
+	used  []*[arenaChunk]byte // chunks drawn from pool since the last take
 }
 
 const (
@@ -25,11 +37,54 @@ func (a *arena) alloc(n int) []byte {
 		return make([]byte, n)
 	}
 	if n > len(a.chunk) {
-		a.chunk = make([]byte, arenaChunk)
+		if a.pool != nil {
+			c := a.pool.get()
+			a.used = append(a.used, c)
+			a.chunk = c[:]
+		} else {
+			a.chunk = make([]byte, arenaChunk)
+		}
 	}
 	b := a.chunk[:n:n]
 	a.chunk = a.chunk[n:]
 	return b
+}
+
+// recycle makes the arena draw its chunks from pool (nil: allocate them,
+// and leave them to the garbage collector). Chunks drawn and not taken are
+// left to the garbage collector, and the next row starts a new chunk.
+func (a *arena) recycle(pool *chunkPool) {
+	clear(a.used)
+	a.used = a.used[:0]
+	a.chunk = nil
+	a.pool = pool
+}
+
+// take returns the chunks drawn from the pool since the last take or
+// recycle, which hold every row handed out since then, and starts the next
+// row in a new chunk, so that the chunks returned hold no later row.
+func (a *arena) take() []*[arenaChunk]byte {
+	used := a.used
+	a.used = nil
+	a.chunk = nil
+	return used
+}
+
+// chunkPool keeps arena chunks for reuse.
+type chunkPool struct{ p sync.Pool }
+
+func (c *chunkPool) get() *[arenaChunk]byte {
+	if b, ok := c.p.Get().(*[arenaChunk]byte); ok {
+		return b
+	}
+	return new([arenaChunk]byte)
+}
+
+// put gives chunks back. No row may point into them any more.
+func (c *chunkPool) put(chunks []*[arenaChunk]byte) {
+	for _, b := range chunks {
+		c.p.Put(b)
+	}
 }
 
 // bytesString returns b as a string without a copy. b must never be

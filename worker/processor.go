@@ -44,8 +44,10 @@ type Processor struct {
 	// rowBufs the []Row an object is decoded into, for reuse.
 	decoders sync.Pool
 	rowBufs  sync.Pool
-	// bodies keeps the buffers small objects are read into (fetchAndWrite).
+	// bodies keeps the buffers small objects are read into (fetchAndWrite);
+	// chunks the memory their rows are carved from (arena).
 	bodies sync.Pool
+	chunks chunkPool
 }
 
 // NewProcessor returns a Processor. s3 and ledger may be nil for local
@@ -267,6 +269,10 @@ func (p *Processor) write(ctx context.Context, obj *Object, r io.Reader, s *slot
 	if err != nil {
 		return WriteResult{}, Permanent(fmt.Errorf("decode %s: %w", obj.name(), err))
 	}
+	// The rows of an object decoded whole live in chunks of their own,
+	// given back once its batch is committed (or failed): nothing reads
+	// them after that.
+	dec.arena.recycle(&p.chunks)
 	// The decoder goes back to the pool as soon as the object is decoded:
 	// rows copy what they keep.
 	defer func() {
@@ -303,9 +309,11 @@ func (p *Processor) write(ctx context.Context, obj *Object, r io.Reader, s *slot
 			}
 			defer p.rows.Release(n)
 			s.release()
+			chunks := dec.arena.take()
 			p.decoders.Put(dec)
 			dec = nil
 			res, err := p.batches.write(ctx, obj, len(buf))
+			p.chunks.put(chunks)
 			p.metrics.stages(decoded, time.Since(start)-decoded)
 			return res, err
 		}
@@ -315,6 +323,9 @@ func (p *Processor) write(ctx context.Context, obj *Object, r io.Reader, s *slot
 		size += rows.size
 		buf = append(buf, row)
 	}
+	// Too big to batch: the object is streamed, and its rows are left to
+	// the garbage collector as the sink is done with them.
+	dec.arena.recycle(nil)
 	rows.ahead = buf
 	obj.Rows = rows
 	res, err := p.sink.Write(ctx, []*Object{obj})
