@@ -35,17 +35,9 @@ func (s *checkingSink) Write(_ context.Context, objs []*worker.Object) ([]worker
 	res := make([]worker.WriteResult, len(objs))
 	var rows [][]worker.Row
 	for i, o := range objs {
-		var got []worker.Row
-		for {
-			var row worker.Row
-			err := o.Rows.Next(&row)
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				return nil, err
-			}
-			got = append(got, row)
+		got, err := allRows(o.Rows)
+		if err != nil {
+			return nil, err
 		}
 		rows = append(rows, got)
 		res[i].Events, res[i].Inserted = len(got), len(got)
@@ -81,6 +73,22 @@ func (s *checkingSink) Write(_ context.Context, objs []*worker.Object) ([]worker
 		s.events += r.Events
 	}
 	return res, nil
+}
+
+// allRows reads src to the end.
+func allRows(src worker.RowSource) ([]worker.Row, error) {
+	var rows []worker.Row
+	for {
+		var row worker.Row
+		err := src.Next(&row)
+		if err == io.EOF {
+			return rows, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		rows = append(rows, row)
+	}
 }
 
 // TestRecycledRowsIntact runs many objects through the processor at once,

@@ -38,18 +38,11 @@ type countingSink struct {
 func (s *countingSink) Write(_ context.Context, objs []*worker.Object) ([]worker.WriteResult, error) {
 	res := make([]worker.WriteResult, len(objs))
 	for i, o := range objs {
-		for {
-			var row worker.Row
-			err := o.Rows.Next(&row)
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				return nil, err
-			}
-			res[i].Events++
+		rows, err := allRows(o.Rows)
+		if err != nil {
+			return nil, err
 		}
-		res[i].Inserted = res[i].Events
+		res[i].Events, res[i].Inserted = len(rows), len(rows)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
