@@ -218,6 +218,7 @@ func runQueue(ctx context.Context, o options, st *awsStack, keys []string, concu
 		env = append(env, "PGTRAIL_MAX_IN_FLIGHT="+strconv.Itoa(max(o.inFlight, concurrency)))
 	}
 	cpu0 := selfCPU()
+	meter := startServerMeter()
 	c, err := startChild(o, env, "run")
 	if err != nil {
 		return err
@@ -258,6 +259,7 @@ func runQueue(ctx context.Context, o options, st *awsStack, keys []string, concu
 	m.EmulatorCPUSecPerM = (selfCPU() - cpu0).Seconds() / float64(m.Events) * 1e6
 	_ = c.cmd.Process.Signal(syscall.SIGTERM)
 	<-exited
+	m.DBCPUSecPerM = meter.perMillion(unique)
 	if elapsed-committed > time.Second {
 		// Every object was committed, but messages stayed on the queue:
 		// a delete that did not happen shows here.

@@ -180,6 +180,7 @@ func timeCopy(ctx context.Context, dbURL string, evs []worker.Event, jsonb bool,
 	}
 	var mu sync.Mutex
 	next := 0
+	meter := startServerMeter()
 	start := time.Now()
 	g, gctx := errgroup.WithContext(ctx)
 	for _, c := range conns {
@@ -210,7 +211,7 @@ func timeCopy(ctx context.Context, dbURL string, evs []worker.Event, jsonb bool,
 		return Measurement{}, err
 	}
 	d := time.Since(start)
-	m := Measurement{Events: len(evs)}
+	m := Measurement{Events: len(evs), DBCPUSecPerM: meter.perMillion(len(evs))}
 	m.Seconds = d.Seconds()
 	m.EventsPerS = float64(len(evs)) / d.Seconds()
 	return m, nil

@@ -133,13 +133,17 @@ type Results struct {
 	Copy    Measurement   `json:"copy_limit"`
 	Run     []Measurement `json:"run"`
 	// Baseline holds the runs of -baseline, taken in turn with Run's.
-	Baseline    []Measurement `json:"baseline_run,omitempty"`
-	Ingest      *Measurement  `json:"ingest,omitempty"`
-	Big         []Measurement `json:"big_object,omitempty"`
-	Best        *Measurement  `json:"best_run"`
-	Ratio       float64       `json:"ratio_to_tighter_limit"`
-	TighterName string        `json:"tighter_limit"`
-	Storage     *Storage      `json:"storage,omitempty"`
+	Baseline []Measurement `json:"baseline_run,omitempty"`
+	Ingest   *Measurement  `json:"ingest,omitempty"`
+	Big      []Measurement `json:"big_object,omitempty"`
+	Best     *Measurement  `json:"best_run"`
+	Ratio    float64       `json:"ratio_to_tighter_limit"`
+	// DBRatio is the COPY limit's database CPU per event over the best
+	// run's: the share of the COPY limit the run would reach with the
+	// database on cores of its own (0 where the server is not local).
+	DBRatio     float64  `json:"ratio_by_database_cpu,omitempty"`
+	TighterName string   `json:"tighter_limit"`
+	Storage     *Storage `json:"storage,omitempty"`
 }
 
 // Machine describes where the figures were taken.
@@ -180,7 +184,10 @@ type Measurement struct {
 	PeakRSSMB float64 `json:"peak_rss_mb,omitempty"`
 	// EmulatorCPUSecPerM is the local AWS emulators' CPU (this process).
 	EmulatorCPUSecPerM float64 `json:"emulator_cpu_s_per_million_events,omitempty"`
-	Note               string  `json:"note,omitempty"`
+	// DBCPUSecPerM is the local PostgreSQL server's CPU per million
+	// events stored (servercpu.go).
+	DBCPUSecPerM float64 `json:"db_cpu_s_per_million_stored_events,omitempty"`
+	Note         string  `json:"note,omitempty"`
 }
 
 func (m Measurement) String() string {
@@ -190,6 +197,9 @@ func (m Measurement) String() string {
 	}
 	if m.PeakRSSMB > 0 {
 		s += fmt.Sprintf("  peak RSS %5.0f MB", m.PeakRSSMB)
+	}
+	if m.DBCPUSecPerM > 0 {
+		s += fmt.Sprintf("  db %5.1f CPU-s/M stored", m.DBCPUSecPerM)
 	}
 	if m.Note != "" {
 		s += "  (" + m.Note + ")"
@@ -298,6 +308,11 @@ func run(ctx context.Context, o options) error {
 		res.Ratio = res.Best.EventsPerS / tighter.EventsPerS
 		fmt.Printf("end to end: %.0f events/s at concurrency %d = %.0f%% of the %s limit (%.0f events/s); worker CPU %.1f µs/event\n",
 			res.Best.EventsPerS, res.Best.Concurrency, 100*res.Ratio, res.TighterName, tighter.EventsPerS, res.Best.CPUSecPerM)
+		if res.Copy.DBCPUSecPerM > 0 && res.Best.DBCPUSecPerM > 0 {
+			res.DBRatio = res.Copy.DBCPUSecPerM / res.Best.DBCPUSecPerM
+			fmt.Printf("database CPU per event stored: %.1f µs for the COPY limit, %.1f µs in the run: with the database on cores of its own, %.0f%% of the COPY limit\n",
+				res.Copy.DBCPUSecPerM, res.Best.DBCPUSecPerM, 100*res.DBRatio)
+		}
 	}
 
 	if o.bigBytes > 0 {
