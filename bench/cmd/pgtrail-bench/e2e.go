@@ -314,6 +314,7 @@ func ingestDir(ctx context.Context, o options, path string, unique int, m *Measu
 		return err
 	}
 	defer done()
+	meter := startServerMeter()
 	c, err := startChild(o, []string{"DATABASE_URL=" + dbURL}, "ingest", path)
 	if err != nil {
 		return err
@@ -322,6 +323,7 @@ func ingestDir(ctx context.Context, o options, path string, unique int, m *Measu
 		return fmt.Errorf("%v\n%s", err, c.stderr)
 	}
 	m.Seconds = time.Since(c.start).Seconds()
+	m.DBCPUSecPerM = meter.perMillion(unique)
 	c.finish(m)
 	return checkStored(ctx, conn, unique)
 }
