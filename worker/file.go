@@ -1,10 +1,8 @@
 package worker
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -26,16 +24,11 @@ func (p *Processor) File(ctx context.Context, path string) (WriteResult, error) 
 		if err != nil {
 			return Permanent(err)
 		}
-		var r io.Reader = f
-		if n := st.Size(); n > 0 && n <= maxPrefetchBytes {
-			// Read whole, as fetchAndWrite reads a small object.
-			buf := p.bodyBuf(int(n))
-			defer p.bodies.Put(buf)
-			if _, err := io.ReadFull(f, *buf); err != nil {
-				return Permanent(fmt.Errorf("read %s: %w", path, err))
-			}
-			r = bytes.NewReader(*buf)
+		r, release, err := p.readSmall(f, st.Size())
+		if err != nil {
+			return Permanent(fmt.Errorf("read %s: %w", path, err))
 		}
+		defer release()
 		res, err = p.write(ctx, &Object{Key: path, Size: st.Size()}, r, nil)
 		return err
 	}, nil)

@@ -78,16 +78,12 @@ func (p *Processor) Objects(ctx context.Context, messageID string, refs []Object
 func (p *Processor) objectsOf(ctx context.Context, messageID string, refs []ObjectRef, lookup bool) error {
 	if len(refs) == 1 {
 		// CloudTrail names one object a notification: no goroutine.
-		p.metrics.objectStarted()
-		defer p.metrics.objectFinished()
 		return p.object(ctx, messageID, refs[0], lookup)
 	}
 	var g errgroup.Group
 	errs := make([]error, len(refs))
 	for i, ref := range refs {
 		g.Go(func() error {
-			p.metrics.objectStarted()
-			defer p.metrics.objectFinished()
 			errs[i] = p.object(ctx, messageID, ref, lookup)
 			return nil
 		})
@@ -133,6 +129,8 @@ func (s *slot) release() {
 
 // object commits one S3 object, retrying transient failures.
 func (p *Processor) object(ctx context.Context, messageID string, ref ObjectRef, lookup bool) error {
+	p.metrics.objectStarted()
+	defer p.metrics.objectFinished()
 	log := p.log.With(zap.String(keyMessageID, messageID), zap.String(keyBucket, ref.Bucket), zap.String(keyKey, ref.Key))
 	if err := p.allow.Check(ref.Bucket, ref.Key); err != nil {
 		err = fmt.Errorf("s3://%s/%s: %w", ref.Bucket, ref.Key, err)
@@ -209,23 +207,15 @@ func (p *Processor) fetchAndWrite(ctx context.Context, messageID string, ref Obj
 	p.metrics.fetched(time.Since(start))
 	body := &countingReader{r: out.Body, watch: watch}
 	obj := &Object{Bucket: ref.Bucket, Key: ref.Key, Size: aws.ToInt64(out.ContentLength), MessageID: messageID}
-	var r io.Reader = body
-	if obj.Size > 0 && obj.Size <= maxPrefetchBytes {
-		// A small object is read whole before it is decoded: decoding
-		// then runs from memory to the end, without waiting on the
-		// network between two reads, and the connection goes back to the
-		// pool at once.
-		buf := p.bodyBuf(int(obj.Size))
-		defer p.bodies.Put(buf)
-		if _, err := io.ReadFull(body, *buf); err != nil {
-			p.metrics.bytesFetched(body.n)
-			if cause := context.Cause(getCtx); errors.Is(cause, errStalled) {
-				err = cause
-			}
-			return WriteResult{}, fmt.Errorf("s3: read s3://%s/%s: %w", ref.Bucket, ref.Key, err)
+	r, release, err := p.readSmall(body, obj.Size)
+	if err != nil {
+		p.metrics.bytesFetched(body.n)
+		if cause := context.Cause(getCtx); errors.Is(cause, errStalled) {
+			err = cause
 		}
-		r = bytes.NewReader(*buf)
+		return WriteResult{}, fmt.Errorf("s3: read s3://%s/%s: %w", ref.Bucket, ref.Key, err)
 	}
+	defer release()
 	res, err := p.write(ctx, obj, r, s)
 	p.metrics.bytesFetched(body.n)
 	if err != nil && body.err != nil && !IsPermanent(body.err) {
@@ -245,15 +235,27 @@ func (p *Processor) fetchAndWrite(ctx context.Context, messageID string, ref Obj
 // decompressed, at CloudTrail's compression ratios.
 const maxPrefetchBytes = 1 << 20
 
-// bodyBuf returns a buffer of n bytes from p.bodies; put it back there.
-func (p *Processor) bodyBuf(n int) *[]byte {
-	b, _ := p.bodies.Get().(*[]byte)
-	if b == nil || cap(*b) < n {
-		nb := make([]byte, n, max(n, 64<<10))
-		return &nb
+// readSmall reads an object of size bytes whole from r, into a buffer from
+// p.bodies, when it is small enough (maxPrefetchBytes): decoding then runs
+// from memory to the end, without waiting on the network between two
+// reads, and a connection goes back to its pool at once. A bigger object,
+// or one of unknown size, is left to stream: r itself is returned. release
+// gives the buffer back; call it once the object is written.
+func (p *Processor) readSmall(r io.Reader, size int64) (_ io.Reader, release func(), _ error) {
+	if size <= 0 || size > maxPrefetchBytes {
+		return r, func() {}, nil
 	}
-	*b = (*b)[:n]
-	return b
+	b, _ := p.bodies.Get().(*[]byte)
+	if b == nil || int64(cap(*b)) < size {
+		nb := make([]byte, 0, max(size, 64<<10))
+		b = &nb
+	}
+	*b = (*b)[:size]
+	if _, err := io.ReadFull(r, *b); err != nil {
+		p.bodies.Put(b)
+		return nil, nil, err
+	}
+	return bytes.NewReader(*b), func() { p.bodies.Put(b) }, nil
 }
 
 // write decodes r into obj's rows and commits them. A small object's slot
