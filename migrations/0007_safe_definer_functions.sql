@@ -19,6 +19,12 @@
 --    owner and grants: EXECUTE for the writer only, or none if an
 --    administrator revoked it.
 --
+-- pgtrail_drop_partitions_before also honours the retention floor: a
+-- one-row table, pgtrail_retention_floor, that only the owner may write
+-- (pgtrail migrate records PGTRAIL_RETENTION_DAYS there); it refuses any
+-- caller a cutoff later than today minus that many days, so that a stolen
+-- writer credential cannot drop more than retention allows.
+--
 -- The migration itself runs as the owner: its block resolves nothing
 -- through the schema either, so that nothing planted there runs now.
 --
@@ -93,17 +99,38 @@ $body$;
         SET search_path = pg_catalog, pg_temp SET timezone = 'UTC' SET datestyle = 'ISO, YMD'
         AS %L$ddl$, s, replace(body, '@schema@', quote_literal(s)));
 
+    -- The retention floor: at most one row, which only the owner may write.
+    -- pgtrail migrate records PGTRAIL_RETENTION_DAYS there when it runs as
+    -- the owner with retention set; no row means no floor.
+    EXECUTE format($ddl$CREATE TABLE %I.pgtrail_retention_floor (
+        only_row    boolean     PRIMARY KEY DEFAULT true CHECK (only_row),
+        days        integer     NOT NULL CHECK (days BETWEEN 1 AND 36500),
+        recorded_at timestamptz NOT NULL DEFAULT now())$ddl$, s);
+    EXECUTE format($ddl$COMMENT ON TABLE %I.pgtrail_retention_floor IS
+        'The retention floor: pgtrail_drop_partitions_before refuses, whoever calls it, a cutoff less than this many days before today (UTC).'$ddl$, s);
+    EXECUTE format('GRANT SELECT ON %I.pgtrail_retention_floor TO %I, %I', s,
+        coalesce(nullif(current_setting('pgtrail.reader_role', true), ''), 'pgtrail_reader'),
+        coalesce(nullif(current_setting('pgtrail.writer_role', true), ''), 'pgtrail_writer'));
+
     -- pgtrail_drop_partitions_before: as in 0002_partitions.sql, with every
-    -- name qualified.
+    -- name qualified, and the retention floor.
     body := $body$
 DECLARE
     sch constant text := @schema@;
     events constant regclass := format('%I.cloudtrail_events', sch)::regclass;
     limit_ts constant timestamptz := cutoff::timestamp AT TIME ZONE 'UTC';
+    today constant date := (now() AT TIME ZONE 'UTC')::date;
+    floor_days integer;
     p record;
 BEGIN
-    IF cutoff > (now() AT TIME ZONE 'UTC')::date THEN
+    IF cutoff > today THEN
         RAISE EXCEPTION 'pgtrail: retention cutoff % is after today (UTC); refusing to drop current partitions', cutoff;
+    END IF;
+    EXECUTE format('SELECT days FROM %I.pgtrail_retention_floor', sch) INTO floor_days;
+    IF floor_days IS NOT NULL AND cutoff > today - floor_days THEN
+        RAISE EXCEPTION 'pgtrail: retention cutoff % is after %, the retention floor of % days (UTC); refusing to drop younger partitions',
+                cutoff, today - floor_days, floor_days
+            USING HINT = 'The owner sets the floor: pgtrail migrate with PGTRAIL_RETENTION_DAYS (docs/analysts.md).';
     END IF;
     FOR p IN
         SELECT c.oid::regclass AS rel, c.relname::text AS name, c.reltuples, b.m[1]::timestamptz AS lo, b.m[2]::timestamptz AS hi

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -104,6 +105,11 @@ func (p *Postgres) migrate(ctx context.Context, all []migrations.Migration) ([]i
 		}
 		p.log.Info("migration applied", zap.Int("version", m.Version), zap.String("name", m.Name))
 		done = append(done, m.Version)
+	}
+	if slices.ContainsFunc(all, func(m migrations.Migration) bool { return m.Version == floorVersion }) {
+		if err := p.recordRetentionFloor(ctx, conn.Conn()); err != nil {
+			return done, err
+		}
 	}
 	return done, nil
 }

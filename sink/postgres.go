@@ -41,6 +41,11 @@ type Config struct {
 	// absent) and grants to; empty means DefaultReaderRole and
 	// DefaultWriterRole. See migrations/0005_roles.sql.
 	ReaderRole, WriterRole string
+	// RetentionDays, when above 0, is the retention floor that Migrate
+	// records when it runs as the owner: pgtrail_drop_partitions_before then
+	// refuses, whoever calls it, a cutoff less than that many days before
+	// today. 0 leaves the recorded floor as it is. See floor.go.
+	RetentionDays int
 }
 
 // The roles' names when Config leaves them empty.
@@ -54,6 +59,8 @@ type Postgres struct {
 	pool  *pgxpool.Pool
 	log   *zap.Logger
 	roles [2]string // reader, writer
+	// retentionDays is Config.RetentionDays.
+	retentionDays int
 
 	mu   sync.Mutex
 	days map[int64]bool // UTC days (Unix days) whose partition is known to exist
@@ -84,7 +91,7 @@ func Open(ctx context.Context, cfg Config, log *zap.Logger) (*Postgres, error) {
 		return nil, fmt.Errorf("postgres: open: %w", scrub(err, cfg.URL))
 	}
 	roles := [2]string{cmp.Or(cfg.ReaderRole, DefaultReaderRole), cmp.Or(cfg.WriterRole, DefaultWriterRole)}
-	return &Postgres{pool: pool, log: log, roles: roles, days: map[int64]bool{}}, nil
+	return &Postgres{pool: pool, log: log, roles: roles, retentionDays: cfg.RetentionDays, days: map[int64]bool{}}, nil
 }
 
 // Pool exposes the connection pool to the commands that query it directly.

@@ -141,7 +141,7 @@ func openAs(t *testing.T, dbURL string, cfg sink.Config) *sink.Postgres {
 
 var readable = []string{
 	"cloudtrail_events", "cloudtrail_rejects", "cloudtrail_objects", "pgtrail_schema_migrations",
-	"ct_cis_findings", "ct_unauthorized_calls", "ct_console_logins_without_mfa", "ct_root_account_usage",
+	"pgtrail_retention_floor", "ct_cis_findings", "ct_unauthorized_calls", "ct_console_logins_without_mfa", "ct_root_account_usage",
 	"ct_iam_policy_changes", "ct_cloudtrail_changes", "ct_console_login_failures",
 	"ct_kms_key_disabled_or_deleted", "ct_s3_bucket_policy_changes", "ct_config_changes",
 	"ct_security_group_changes", "ct_nacl_changes", "ct_network_gateway_changes", "ct_route_table_changes",

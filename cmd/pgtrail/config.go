@@ -60,7 +60,9 @@ type Config struct {
 	Migrate bool `env:"PGTRAIL_MIGRATE, default=true"`
 	// RetentionDays is how many days of events to keep: run drops, once an
 	// hour, the day partitions wholly older than that, and pgtrail
-	// retention does so on demand. 0 keeps everything.
+	// retention does so on demand. 0 keeps everything. Migrating as the
+	// owner also records it as the retention floor, below which the database
+	// refuses retention to any caller (docs/analysts.md).
 	RetentionDays int `env:"PGTRAIL_RETENTION_DAYS, default=0"`
 	// ReaderRole is the role that migrations create, unless it exists, and
 	// allow to read events, views, ledger and rejects: grant it to analysts.

@@ -167,7 +167,7 @@ func startCPUProfile(path string) (func(), error) {
 func openSink(ctx context.Context, e *app) (*sink.Postgres, error) {
 	e.log.Info("connecting to the database", zap.String("database", sink.Redact(e.cfg.DatabaseURL)))
 	return sink.Open(ctx, sink.Config{URL: e.cfg.DatabaseURL, MaxConns: e.cfg.dbMaxConns(),
-		ReaderRole: e.cfg.ReaderRole, WriterRole: e.cfg.WriterRole}, e.log)
+		ReaderRole: e.cfg.ReaderRole, WriterRole: e.cfg.WriterRole, RetentionDays: e.cfg.RetentionDays}, e.log)
 }
 
 // openMigrated is openSink followed, unless PGTRAIL_MIGRATE=false, by the

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/pgtrail/pgtrail/internal/pgtest"
 )
 
 // eventsOn stores one event on each day, bypassing the sink.
@@ -106,5 +108,24 @@ func TestRetentionCommandUsage(t *testing.T) {
 		if code != 2 || !strings.Contains(stderr, c.want) {
 			t.Errorf("%v %v: exit %d, stderr %q; want 2 and %q", c.env, c.args, code, stderr, c.want)
 		}
+	}
+}
+
+// TestMigrateRecordsRetentionFloor: pgtrail migrate records
+// PGTRAIL_RETENTION_DAYS as the floor, which then refuses a shorter
+// retention whoever asks.
+func TestMigrateRecordsRetentionFloor(t *testing.T) {
+	t.Parallel()
+	db := pgtest.New(t)
+	env := map[string]string{"DATABASE_URL": db, "PGTRAIL_RETENTION_DAYS": "30"}
+	if code, _, stderr := runCommand(t, t.Context(), env, "migrate"); code != 0 {
+		t.Fatalf("migrate: exit %d\n%s", code, stderr)
+	}
+	code, out, stderr := runCommand(t, t.Context(), env, "retention", "-days", "1", "-dry-run")
+	if code == 0 || !strings.Contains(stderr, "retention floor of 30 days") {
+		t.Errorf("retention -days 1 under a floor of 30: exit %d\n%s%s", code, out, stderr)
+	}
+	if code, out, stderr := runCommand(t, t.Context(), env, "retention", "-dry-run"); code != 0 {
+		t.Errorf("retention at the floor: exit %d\n%s%s", code, out, stderr)
 	}
 }
