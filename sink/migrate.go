@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"go.uber.org/zap"
 
@@ -37,19 +38,22 @@ func (p *Postgres) migrate(ctx context.Context, all []migrations.Migration) ([]i
 	}
 	defer conn.Release()
 
-	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, migrateLockKey); err != nil {
+	// Migrations run as the owner: the builtins this code calls are named
+	// pg_catalog.x, so that no function that another role created in the
+	// schema runs in their place.
+	if _, err := conn.Exec(ctx, `SELECT pg_catalog.pg_advisory_lock($1)`, migrateLockKey); err != nil {
 		return nil, fmt.Errorf("migrate: lock: %w", classify(err))
 	}
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		_, _ = conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, migrateLockKey)
+		_, _ = conn.Exec(ctx, `SELECT pg_catalog.pg_advisory_unlock($1)`, migrateLockKey)
 	}()
 
 	// A role without CREATE on the schema (the writer) may still check
 	// that the schema is current.
 	var exists bool
-	if err := conn.QueryRow(ctx, `SELECT to_regclass('pgtrail_schema_migrations') IS NOT NULL`).Scan(&exists); err != nil {
+	if err := conn.QueryRow(ctx, `SELECT pg_catalog.to_regclass('pgtrail_schema_migrations') IS NOT NULL`).Scan(&exists); err != nil {
 		return nil, fmt.Errorf("migrate: find version table: %w", classify(err))
 	}
 	if !exists {
@@ -87,7 +91,7 @@ func (p *Postgres) migrate(ctx context.Context, all []migrations.Migration) ([]i
 			return done, fmt.Errorf("migrate: %s: begin: %w", m.Name, classify(err))
 		}
 		// The role names reach the SQL as settings local to the transaction.
-		if _, err := tx.Exec(ctx, `SELECT set_config('pgtrail.reader_role', $1, true), set_config('pgtrail.writer_role', $2, true)`,
+		if _, err := tx.Exec(ctx, `SELECT pg_catalog.set_config('pgtrail.reader_role', $1, true), pg_catalog.set_config('pgtrail.writer_role', $2, true)`,
 			p.roles[0], p.roles[1]); err != nil {
 			_ = tx.Rollback(ctx)
 			return done, fmt.Errorf("migrate: %s: set roles: %w", m.Name, classify(err))
@@ -111,7 +115,30 @@ func (p *Postgres) migrate(ctx context.Context, all []migrations.Migration) ([]i
 			return done, err
 		}
 	}
+	p.warnSchemaCreate(ctx, conn.Conn())
 	return done, nil
+}
+
+// warnSchemaCreate logs a warning while PUBLIC, the reader or the writer may
+// create objects in the schema that pgtrail's sessions search (the first of
+// their search_path): a function planted there that matches a call better
+// than the builtin runs instead of it, with the rights of the session that
+// makes the call. Migration 0007 revokes PUBLIC's CREATE where the
+// migrating role owns the schema; this catches the rest, and a grant made
+// later.
+func (p *Postgres) warnSchemaCreate(ctx context.Context, conn *pgx.Conn) {
+	rows, _ := conn.Query(ctx, `SELECT r FROM pg_catalog.unnest(ARRAY['public', $1, $2]::text[]) r
+        WHERE CASE WHEN r = 'public' OR EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = r)
+                   THEN pg_catalog.has_schema_privilege(r, pg_catalog.current_schema(), 'CREATE') END`,
+		p.roles[0], p.roles[1])
+	roles, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	switch {
+	case err != nil:
+		p.log.Warn("migrate: check who may create in the schema", zap.Error(err))
+	case len(roles) > 0:
+		p.log.Warn("roles other than the owner may create objects in pgtrail's schema, where functions they plant can run with the rights of pgtrail's sessions; revoke CREATE on the schema from them (docs/analysts.md)",
+			zap.Strings("roles", roles))
+	}
 }
 
 // ownerHint adds to a migration's error the server's hint, if any, and to a

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/url"
 	"strings"
 	"sync"
@@ -13,7 +14,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/pgtrail/pgtrail/internal/pgtest"
 	"github.com/pgtrail/pgtrail/sink"
@@ -387,6 +390,51 @@ func TestMigrateRolesAcrossDatabases(t *testing.T) {
 	for i, err := range errs {
 		if err != nil {
 			t.Errorf("database %d: %v", i, err)
+		}
+	}
+}
+
+// TestMigrateWarnsWhileOthersMayCreate migrates as a non-superuser that
+// does not own schema public, where PUBLIC may create (PostgreSQL 14's
+// default): migration 0007 cannot revoke that, and every Migrate warns,
+// naming who may create, until the schema's owner revokes it.
+func TestMigrateWarnsWhileOthersMayCreate(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	ownerRole := uniqueName("pgtrail_owner_")
+	reader, writer := ownerRole+"_r", ownerRole+"_w"
+	dropRolesAtEnd(t, reader, writer, ownerRole)
+	admin(t, "CREATE ROLE "+ownerRole+" LOGIN CREATEROLE")
+	dbURL := pgtest.New(t)
+	u, _ := url.Parse(dbURL)
+	admin(t, "ALTER DATABASE "+pgx.Identifier{strings.TrimPrefix(u.Path, "/")}.Sanitize()+" OWNER TO "+ownerRole)
+	super := connect(t, dbURL)
+	allowed(t, super, "ALTER SCHEMA public OWNER TO CURRENT_USER; GRANT CREATE ON SCHEMA public TO PUBLIC")
+
+	core, logs := observer.New(zap.WarnLevel)
+	pg, err := sink.Open(ctx, sink.Config{URL: asUser(t, dbURL, ownerRole), ReaderRole: reader, WriterRole: writer}, zap.New(core))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pg.Close()
+	for _, revoked := range []bool{false, true} {
+		if revoked {
+			allowed(t, super, "REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+		}
+		if _, err := pg.Migrate(ctx); err != nil {
+			t.Fatalf("migrate: %v", err)
+		}
+		var warned []observer.LoggedEntry
+		for _, e := range logs.TakeAll() {
+			if strings.Contains(e.Message, "may create objects in pgtrail's schema") {
+				warned = append(warned, e)
+			}
+		}
+		switch {
+		case !revoked && (len(warned) != 1 || fmt.Sprint(warned[0].ContextMap()["roles"]) != fmt.Sprint([]any{"public", reader, writer})):
+			t.Errorf("PUBLIC may create: warnings %v; want one naming public, %s and %s", warned, reader, writer)
+		case revoked && len(warned) != 0:
+			t.Errorf("PUBLIC's CREATE revoked: warnings %v; want none", warned)
 		}
 	}
 }
