@@ -82,9 +82,15 @@ func (p *Postgres) writeBuffered(ctx context.Context, objs []*worker.Object, buf
 	for i, b := range bufs {
 		for j := range b.Rows {
 			row := &b.Rows[j]
-			if row.Reject != nil {
+			reject := row.Reject
+			if reject == nil {
+				if why := checkEvent(&row.Event); why != "" {
+					reject = refusal(&row.Event, j, why)
+				}
+			}
+			if reject != nil {
 				res[i].Rejected++
-				rejects = append(rejects, row.Reject)
+				rejects = append(rejects, reject)
 				continue
 			}
 			res[i].Events++

@@ -88,10 +88,15 @@ const upsertLedger = `INSERT INTO cloudtrail_objects
         processed_at = now()`
 
 // Write stores every row of objs, and one ledger row per object, in one
-// transaction. Errors worth retrying are marked (see Transient); a decode
-// error from a RowSource is returned as it is. Objects decoded ahead take
+// transaction. An event with a value no index can hold is stored as a
+// reject in its place (check.go). An error is marked worker.Permanent if
+// retrying cannot help (errors.go); a decode error from a RowSource is
+// returned as it is. Objects decoded ahead take
 // the buffered path (batch.go); others stream through the staging table.
 func (p *Postgres) Write(ctx context.Context, objs []*worker.Object) ([]worker.WriteResult, error) {
+	if err := checkObjects(objs); err != nil {
+		return nil, err
+	}
 	if bufs, ok := buffered(objs); ok && len(objs) > 0 {
 		return p.writeBuffered(ctx, objs, bufs)
 	}
@@ -206,12 +211,14 @@ func (p *Postgres) ForgetPartitions() {
 }
 
 // copySource feeds COPY from the objects' row sources, one object after
-// another, counting as it goes.
+// another, counting as it goes. An event that checkEvent refuses is staged
+// as a reject.
 type copySource struct {
 	objs    []*worker.Object
 	res     []worker.WriteResult
 	days    map[int64]bool
 	i       int
+	next    int // the index in objs[i] of the row after row
 	row     worker.Row
 	vals    []any
 	rejects int
@@ -224,11 +231,18 @@ func (s *copySource) Next() bool {
 		err := s.objs[s.i].Rows.Next(&s.row)
 		if errors.Is(err, io.EOF) {
 			s.i++
+			s.next = 0
 			continue
 		}
 		if err != nil {
 			s.err = err
 			return false
+		}
+		s.next++
+		if s.row.Reject == nil {
+			if why := checkEvent(&s.row.Event); why != "" {
+				s.row.Reject = refusal(&s.row.Event, s.next-1, why)
+			}
 		}
 		if s.row.Reject != nil {
 			s.res[s.i].Rejected++
