@@ -31,6 +31,8 @@ import (
 // with a unique violation and the batch is written again through the
 // staging table with ON CONFLICT DO NOTHING. Counts per object are exact in
 // every case: an event is inserted by the object that brought it first.
+// If PostgreSQL refuses a value, the batch goes through the staging table
+// too, which finds the events to blame (refuse.go).
 
 // probeEvents returns the ordinals (1-based) of the keys that are stored.
 // The correlated EXISTS is one index probe per key, pruned to one partition
@@ -65,8 +67,12 @@ type eventKey struct {
 	us int64
 }
 
-// errConflict is a COPY that met a stored event.
-var errConflict = errors.New("unique violation")
+// errConflict is a COPY that met a stored event; errRefused, one that
+// PostgreSQL refused for a value in it.
+var (
+	errConflict = errors.New("unique violation")
+	errRefused  = errors.New("refused value")
+)
 
 func (p *Postgres) writeBuffered(ctx context.Context, objs []*worker.Object, bufs []*worker.BufferedRows) ([]worker.WriteResult, error) {
 	res := make([]worker.WriteResult, len(objs))
@@ -82,9 +88,15 @@ func (p *Postgres) writeBuffered(ctx context.Context, objs []*worker.Object, buf
 	for i, b := range bufs {
 		for j := range b.Rows {
 			row := &b.Rows[j]
-			if row.Reject != nil {
+			reject := row.Reject
+			if reject == nil {
+				if why := checkEvent(&row.Event); why != "" {
+					reject = refusal(&row.Event, j, why)
+				}
+			}
+			if reject != nil {
 				res[i].Rejected++
-				rejects = append(rejects, row.Reject)
+				rejects = append(rejects, reject)
 				continue
 			}
 			res[i].Events++
@@ -116,8 +128,9 @@ func (p *Postgres) writeBuffered(ctx context.Context, objs []*worker.Object, buf
 		p.clean.Store(0)
 		err = p.copyBatch(ctx, objs, res, evs, owner, rejects, probeAll, jsonb)
 	}
-	if errors.Is(err, errConflict) {
-		// Another writer got there first: let ON CONFLICT sort it out.
+	if errors.Is(err, errConflict) || errors.Is(err, errRefused) {
+		// Another writer got there first, or PostgreSQL refused a value:
+		// the staging path sorts either out.
 		for _, b := range bufs {
 			b.Rewind()
 		}
@@ -222,6 +235,9 @@ func (p *Postgres) copyBatch(ctx context.Context, objs []*worker.Object, res []w
 			var pgErr *pgconn.PgError
 			if errors.As(err, &pgErr) && pgErr.Code == "23505" {
 				return errConflict
+			}
+			if refused(err) {
+				return errRefused
 			}
 			return fmt.Errorf("postgres: copy: %w", p.missingPartition(classify(err)))
 		}

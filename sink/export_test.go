@@ -21,3 +21,7 @@ func (p *Postgres) MigrateTo(ctx context.Context, last int) ([]int, error) {
 	}
 	return p.migrate(ctx, some)
 }
+
+// IndexedColumns are the columns whose values the writer checks against
+// maxIndexedBytes.
+var IndexedColumns = indexedColumns

@@ -2,7 +2,6 @@ package sink
 
 import (
 	"errors"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -22,13 +21,12 @@ func unixDay(t time.Time) int64 {
 // missingPartition recognizes an insert that found no partition for a row:
 // the partition was dropped (by retention, perhaps in another process) after
 // this process noted that it exists. It forgets the partitions it knows, so
-// that the next attempt creates them again, and marks the error worth
-// retrying. Other errors are returned as they are.
+// that the next attempt, which the worker makes as for any error not marked
+// permanent, creates them again. It returns err as it is.
 func (p *Postgres) missingPartition(err error) error {
 	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) || pgErr.Code != "23514" || !strings.HasPrefix(pgErr.Message, "no partition of relation") {
-		return err
+	if errors.As(err, &pgErr) && noPartition(pgErr) {
+		p.ForgetPartitions()
 	}
-	p.ForgetPartitions()
-	return &transientError{err}
+	return err
 }

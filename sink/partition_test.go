@@ -146,7 +146,7 @@ func TestWriteRecreatesPartitionDroppedElsewhere(t *testing.T) {
 		t.Fatalf("drop: %v, %v", parts, err)
 	}
 	err = write("e2")
-	if err == nil || !sink.Transient(err) {
+	if err == nil || worker.IsPermanent(err) {
 		t.Fatalf("write to a partition dropped elsewhere: %v; want an error worth retrying", err)
 	}
 	if err := write("e2"); err != nil {

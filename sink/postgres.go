@@ -12,14 +12,12 @@ package sink
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
 
@@ -120,38 +118,4 @@ func (p *Postgres) Processed(ctx context.Context, bucket, key string) (bool, err
 		return false, fmt.Errorf("postgres: ledger lookup: %w", classify(err))
 	}
 	return ok, nil
-}
-
-// Transient reports whether err is worth retrying: a lost connection, a
-// server shutting down, a serialization failure or a deadlock. Anything else
-// (bad data, a missing table) will fail again.
-func Transient(err error) bool {
-	var te *transientError
-	return errors.As(err, &te)
-}
-
-type transientError struct{ err error }
-
-func (e *transientError) Error() string { return e.err.Error() }
-func (e *transientError) Unwrap() error { return e.err }
-
-// classify marks the errors worth retrying.
-func classify(err error) error {
-	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return err
-	}
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		switch pgErr.Code[:2] {
-		case "08", // connection exception
-			"40", // transaction rollback: serialization failure, deadlock
-			"53", // insufficient resources
-			"57": // operator intervention: admin shutdown, terminated backend
-			return &transientError{err}
-		}
-		return err
-	}
-	// Not a server error: the connection could not be made or broke
-	// mid-query (network, server gone); pgx then closes it.
-	return &transientError{err}
 }

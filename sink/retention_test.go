@@ -46,7 +46,7 @@ func writeDays(t *testing.T, pg *sink.Postgres, daysAgo ...int) {
 		}
 		// Retention running meanwhile may drop a partition between its
 		// creation and the insert: the worker retries such errors.
-		if !sink.Transient(err) || attempt == 3 {
+		if worker.IsPermanent(err) || attempt == 3 {
 			t.Fatal(err)
 		}
 	}

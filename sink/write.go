@@ -14,11 +14,18 @@ import (
 )
 
 // stagingDDL creates, once per connection, the temporary table that COPY
-// fills. Events and rejects share it; obj is the object's index in the batch.
+// fills. Events and rejects share it; obj is the object's index in the
+// batch, rec the record's in its object, and dup marks an event that
+// insertEach found stored (refuse.go).
+//
+// The JSON columns are text here, cast as the events are inserted: a value
+// that jsonb refuses fails the insert, not the COPY, and the staged rows are
+// still there to find it among (refuse.go), which a stream once read is not.
+//
 // Its rows are not compressed below 8 kB (toast_tuple_target): INSERT …
-// SELECT would carry a value compressed here into cloudtrail_events as it
-// is, with the session's default method (pglz) instead of the column's lz4,
-// and compressing what is thrown away at commit is wasted work.
+// SELECT would carry a text value compressed here into cloudtrail_events as
+// it is, with the session's default method (pglz) instead of the column's
+// lz4, and compressing what is thrown away at commit is wasted work.
 const stagingDDL = `CREATE TEMP TABLE IF NOT EXISTS pgtrail_staging (
     obj integer, rec integer, reason text, raw text,
     event_id text, event_time timestamptz, event_version text, event_source text,
@@ -30,9 +37,9 @@ const stagingDDL = `CREATE TEMP TABLE IF NOT EXISTS pgtrail_staging (
     session_mfa_authenticated boolean, invoked_by text, error_code text,
     error_message text, request_id text, read_only boolean,
     management_event boolean, recipient_account_id text, shared_event_id text,
-    vpc_endpoint_id text, request_parameters jsonb, response_elements jsonb,
-    additional_event_data jsonb, resources jsonb, record jsonb,
-    s3_bucket text, s3_key text
+    vpc_endpoint_id text, request_parameters text, response_elements text,
+    additional_event_data text, resources text, record text,
+    s3_bucket text, s3_key text, dup boolean NOT NULL DEFAULT false
 ) WITH (toast_tuple_target = 8160) ON COMMIT DELETE ROWS`
 
 // eventColumns are cloudtrail_events' columns that the writer fills, in the
@@ -66,9 +73,12 @@ var stagingColumns = []string{
 // same events then never wait on each other in a cycle.
 const insertOrder = `event_time, event_id COLLATE "C"`
 
+// insertEvents moves the staged events into cloudtrail_events and counts
+// what each object inserted. %s is the select list, which casts the JSON
+// columns (newStagedSQL).
 const insertEvents = `WITH ins AS (
     INSERT INTO cloudtrail_events (` + eventColumns + `)
-    SELECT ` + eventColumns + ` FROM pgtrail_staging WHERE reason IS NULL
+    SELECT %s FROM pgtrail_staging WHERE reason IS NULL
     ORDER BY ` + insertOrder + `
     ON CONFLICT DO NOTHING
     RETURNING s3_bucket, s3_key
@@ -88,10 +98,16 @@ const upsertLedger = `INSERT INTO cloudtrail_objects
         processed_at = now()`
 
 // Write stores every row of objs, and one ledger row per object, in one
-// transaction. Errors worth retrying are marked (see Transient); a decode
-// error from a RowSource is returned as it is. Objects decoded ahead take
-// the buffered path (batch.go); others stream through the staging table.
+// transaction. An event that PostgreSQL would refuse (check.go), or refuses
+// (refuse.go), for its values is stored as a reject in its place, with the
+// reason. An error is marked worker.Permanent if retrying cannot help
+// (errors.go); a decode error from a RowSource is returned as it is.
+// Objects decoded ahead take the buffered path (batch.go); others stream
+// through the staging table.
 func (p *Postgres) Write(ctx context.Context, objs []*worker.Object) ([]worker.WriteResult, error) {
+	if err := checkObjects(objs); err != nil {
+		return nil, err
+	}
 	if bufs, ok := buffered(objs); ok && len(objs) > 0 {
 		return p.writeBuffered(ctx, objs, bufs)
 	}
@@ -105,6 +121,11 @@ func (p *Postgres) writeStaged(ctx context.Context, objs []*worker.Object) ([]wo
 	if len(objs) == 0 {
 		return res, nil
 	}
+	jsonb, err := p.recordJSONB(ctx)
+	if err != nil {
+		return nil, err
+	}
+	stmts := stagedFor(jsonb)
 	tx, err := p.pool.Begin(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: begin: %w", classify(err))
@@ -122,29 +143,21 @@ func (p *Postgres) writeStaged(ctx context.Context, objs []*worker.Object) ([]wo
 		return nil, err
 	}
 
-	byKey := make(map[[2]string]int, len(objs))
-	for i, o := range objs {
-		byKey[[2]string{o.Bucket, o.Key}] = i
+	// The savepoint keeps the staged rows if PostgreSQL refuses the insert.
+	if _, err := tx.Exec(ctx, `SAVEPOINT pgtrail_insert`); err != nil {
+		return nil, fmt.Errorf("postgres: savepoint: %w", classify(err))
 	}
-	rows, err := tx.Query(ctx, insertEvents)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: insert events: %w", p.missingPartition(classify(err)))
-	}
-	for rows.Next() {
-		var bucket, key string
+	rejects := src.rejects
+	err = p.insertStaged(ctx, tx, stmts.insert, objs, res)
+	if refused(err) {
 		var n int
-		if err := rows.Scan(&bucket, &key, &n); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("postgres: insert events: %w", p.missingPartition(classify(err)))
-		}
-		if i, ok := byKey[[2]string{bucket, key}]; ok {
-			res[i].Inserted += n
-		}
+		n, err = p.insertRefusing(ctx, tx, stmts, objs, res)
+		rejects += n
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("postgres: insert events: %w", p.missingPartition(classify(err)))
+	if err != nil {
+		return nil, classify(err)
 	}
-	if src.rejects > 0 {
+	if rejects > 0 {
 		if _, err := tx.Exec(ctx, insertRejects); err != nil {
 			return nil, fmt.Errorf("postgres: insert rejects: %w", classify(err))
 		}
@@ -163,6 +176,35 @@ func (p *Postgres) writeStaged(ctx context.Context, objs []*worker.Object) ([]wo
 		return nil, fmt.Errorf("postgres: commit: %w", classify(err))
 	}
 	return res, nil
+}
+
+// insertStaged runs insert (insertEvents) and sets each object's Inserted
+// in res. Its error is not classified.
+func (p *Postgres) insertStaged(ctx context.Context, tx pgx.Tx, insert string, objs []*worker.Object, res []worker.WriteResult) error {
+	byKey := make(map[[2]string]int, len(objs))
+	for i, o := range objs {
+		byKey[[2]string{o.Bucket, o.Key}] = i
+		res[i].Inserted = 0
+	}
+	rows, err := tx.Query(ctx, insert)
+	if err != nil {
+		return fmt.Errorf("postgres: insert events: %w", p.missingPartition(err))
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var bucket, key string
+		var n int
+		if err := rows.Scan(&bucket, &key, &n); err != nil {
+			return fmt.Errorf("postgres: insert events: %w", p.missingPartition(err))
+		}
+		if i, ok := byKey[[2]string{bucket, key}]; ok {
+			res[i].Inserted += n
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("postgres: insert events: %w", p.missingPartition(err))
+	}
+	return nil
 }
 
 // ensurePartitions creates the partitions for days that are not known to
@@ -206,12 +248,14 @@ func (p *Postgres) ForgetPartitions() {
 }
 
 // copySource feeds COPY from the objects' row sources, one object after
-// another, counting as it goes.
+// another, counting as it goes. An event that checkEvent refuses is staged
+// as a reject.
 type copySource struct {
 	objs    []*worker.Object
 	res     []worker.WriteResult
 	days    map[int64]bool
 	i       int
+	next    int // the index in objs[i] of the row after row
 	row     worker.Row
 	vals    []any
 	rejects int
@@ -224,11 +268,18 @@ func (s *copySource) Next() bool {
 		err := s.objs[s.i].Rows.Next(&s.row)
 		if errors.Is(err, io.EOF) {
 			s.i++
+			s.next = 0
 			continue
 		}
 		if err != nil {
 			s.err = err
 			return false
+		}
+		s.next++
+		if s.row.Reject == nil {
+			if why := checkEvent(&s.row.Event); why != "" {
+				s.row.Reject = refusal(&s.row.Event, s.next-1, why)
+			}
 		}
 		if s.row.Reject != nil {
 			s.res[s.i].Rejected++
@@ -254,7 +305,7 @@ func (s *copySource) Values() ([]any, error) {
 		return s.vals, nil
 	}
 	e := &s.row.Event
-	s.vals = append(s.vals[:0], s.i, nil, nil, nil,
+	s.vals = append(s.vals[:0], s.i, s.next-1, nil, nil,
 		e.EventID, e.EventTime, str(e.EventVersion), str(e.EventSource),
 		str(e.EventName), str(e.EventType), str(e.EventCategory), str(e.AWSRegion), str(e.SourceIPAddress),
 		str(e.UserAgent), str(e.UserIdentityType), str(e.UserIdentityARN), str(e.UserIdentityAccountID),
@@ -263,7 +314,7 @@ func (s *copySource) Values() ([]any, error) {
 		str(e.InvokedBy), str(e.ErrorCode), str(e.ErrorMessage), str(e.RequestID), e.ReadOnly,
 		e.ManagementEvent, str(e.RecipientAccountID), str(e.SharedEventID), str(e.VPCEndpointID),
 		raw(e.RequestParameters), raw(e.ResponseElements), raw(e.AdditionalEventData), raw(e.Resources),
-		e.Record, e.S3Bucket, e.S3Key)
+		[]byte(e.Record), e.S3Bucket, e.S3Key)
 	return s.vals, nil
 }
 

@@ -8,8 +8,10 @@ import (
 )
 
 // permanentError marks a failure that will happen again however often it is
-// retried: a missing object, bad gzip or JSON, a passed cap. A message that
-// meets one is left for the queue's dead-letter queue.
+// retried: a missing object, bad gzip or JSON, a passed cap, or an object
+// the Sink cannot store (it marks its own errors so). A message that meets
+// one is left for the queue's dead-letter queue; any other error is
+// retried.
 type permanentError struct{ err error }
 
 func (e *permanentError) Error() string { return e.err.Error() }

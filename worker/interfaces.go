@@ -37,7 +37,9 @@ type WriteResult struct {
 
 // Sink commits objects. Write pulls every row of every object and commits
 // them, together with one ledger row per object, in a single transaction:
-// either all of it is stored or none of it is.
+// either all of it is stored or none of it is. An event the database
+// refuses for its values is stored as a reject instead, and counted so; an
+// error that retrying cannot mend is marked Permanent.
 type Sink interface {
 	Write(ctx context.Context, objs []*Object) ([]WriteResult, error)
 }
