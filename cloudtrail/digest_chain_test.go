@@ -3,6 +3,7 @@ package cloudtrail_test
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"testing"
@@ -67,14 +68,7 @@ func verifyStore(t *testing.T, s store, keys *cloudtrail.DigestKeys) report {
 	}
 	chains := map[cloudtrail.DigestChain][]entry{}
 	listed := map[string]bool{}
-	names := slices.Sorted(func(yield func(string) bool) {
-		for n := range s {
-			if !yield(n) {
-				return
-			}
-		}
-	})
-	for _, name := range names {
+	for _, name := range slices.Sorted(maps.Keys(s)) {
 		obj := s[name]
 		if cloudtrail.DigestKindOfKey(obj.Key) != cloudtrail.DigestKindDigest {
 			continue

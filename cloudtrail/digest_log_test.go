@@ -250,13 +250,7 @@ func BenchmarkDigestInflate(b *testing.B) {
 		if err := zr.Reset(bufio.NewReaderSize(bytes.NewReader(body), 32<<10)); err != nil {
 			b.Fatal(err)
 		}
-		for {
-			if _, err := zr.Read(buf); err == io.EOF {
-				break
-			} else if err != nil {
-				b.Fatal(err)
-			}
-		}
+		drain(b, zr, buf)
 	}
 	reportCPU(b, cpu0, len(plain))
 }
@@ -273,13 +267,18 @@ func BenchmarkDigestLogReader(b *testing.B) {
 		if err := l.Reset(bytes.NewReader(body)); err != nil {
 			b.Fatal(err)
 		}
-		for {
-			if _, err := l.Read(buf); err == io.EOF {
-				break
-			} else if err != nil {
-				b.Fatal(err)
-			}
-		}
+		drain(b, &l, buf)
 	}
 	reportCPU(b, cpu0, len(plain))
+}
+
+// drain reads r to its end through buf, in the chunks a decoder reads.
+func drain(b *testing.B, r io.Reader, buf []byte) {
+	for {
+		if _, err := r.Read(buf); err == io.EOF {
+			return
+		} else if err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -276,6 +276,9 @@ type digestJSON struct {
 	LogFiles                    []logFileJSON `json:"logFiles"`
 }
 
+// logFileJSON is a logFiles entry. It is written out here, rather than
+// taken from cloudtrail.DigestLogFile, so that the tests check cloudtrail's
+// JSON names against the format.
 type logFileJSON struct {
 	S3Bucket        string `json:"s3Bucket"`
 	S3Object        string `json:"s3Object"`
