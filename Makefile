@@ -29,6 +29,9 @@ fuzz:
 	$(GO) test ./worker -run '^$$' -fuzz '^FuzzParseNotification$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./worker -run '^$$' -fuzz '^FuzzDecoder$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./worker -run '^$$' -fuzz '^FuzzNormalize$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./cloudtrail -run '^$$' -fuzz '^FuzzParseDigestKey$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./cloudtrail -run '^$$' -fuzz '^FuzzParseDigest$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./cloudtrail -run '^$$' -fuzz '^FuzzDigestLogReader$$' -fuzztime $(FUZZTIME)
 
 demo:
 	./scripts/demo.sh
