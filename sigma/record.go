@@ -36,6 +36,10 @@ type record struct {
 	paths []pathResult
 	gen   uint32 // paths[i] is valid only if paths[i].gen == gen
 	cands []cand // the candidates of every resolved path
+	// mems holds the members of the nested objects read so far; objs
+	// says which are whose.
+	mems []member
+	objs []object
 	// segs remembers, by first segment id, how far the top-level scan must
 	// go for paths that begin with that segment.
 	segs []segState
@@ -88,23 +92,14 @@ func newFieldPath(name string) *fieldPath {
 	return &fieldPath{name: name, first: first, rare: rarest(first), seg: -1}
 }
 
-// rarest returns the index of the byte of s least likely in a CloudTrail
-// record: an upper-case letter (keys are camel case: the I of userIdentity,
-// the C of errorCode) if s has one, else a digit or punctuation, else the
-// least common lower-case letter.
+// rarest returns the index of the byte of s least frequent in CloudTrail
+// records (the y of userIdentity, the C of errorCode).
 func rarest(s string) int {
-	const common = "etaoinsrlcdumhpgfybwvkxjqz" // lower case, most common first
 	best, score := 0, -1
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		sc := 0
-		switch {
-		case 'A' <= c && c <= 'Z':
-			sc = 100 + int(c) // not all upper-case letters are as rare; any will do
-		case 'a' <= c && c <= 'z':
-			sc = strings.IndexByte(common, c)
-		default:
-			sc = 50
+		sc := 1000 // not printable ASCII: rarer than any
+		if j := strings.IndexByte(byteFrequency, s[i]); j >= 0 {
+			sc = len(byteFrequency) - j
 		}
 		if sc > score {
 			best, score = i, sc
@@ -112,6 +107,11 @@ func rarest(s string) int {
 	}
 	return best
 }
+
+// byteFrequency is printable ASCII from the least to the most frequent
+// byte in the corpus's records (855 records, 1 MB, counted once). Upper-case
+// letters are not all rare: access key and principal ids are full of them.
+const byteFrequency = "^`|~!&$?<>'#=%;()*@+[]jYJQWBUGXF_xqk\\OZLKVHzN/MRPEhTC{}DSgywfb v6.7895pI4A3lm0u-2d,ic1orn:stae\""
 
 // Kinds of candidate values.
 const (
@@ -139,6 +139,8 @@ func (r *record) reset(raw []byte, npaths, nsegs int) {
 	r.done = false
 	r.escapes = 0
 	r.cands = r.cands[:0]
+	r.mems = r.mems[:0]
+	r.objs = r.objs[:0]
 	if cap(r.paths) < npaths || cap(r.segs) < nsegs {
 		r.paths = make([]pathResult, npaths)
 		r.segs = make([]segState, nsegs)
@@ -211,7 +213,7 @@ func (r *record) scanFor(path *fieldPath) {
 		}
 	}
 	if limit >= r.pos {
-		r.scanTo(limit)
+		r.scanTo(limit, path)
 	}
 }
 
@@ -219,17 +221,8 @@ func (r *record) scanFor(path *fieldPath) {
 func (r *record) noEscapes() bool {
 	if r.escapes == 0 {
 		r.escapes = 1
-		b := r.raw
-		for {
-			i := bytes.IndexByte(b, '\\')
-			if i < 0 || i+1 >= len(b) {
-				break
-			}
-			if b[i+1] == 'u' {
-				r.escapes = 2
-				break
-			}
-			b = b[i+2:]
+		if bytes.Contains(r.raw, []byte(`\u`)) {
+			r.escapes = 2
 		}
 	}
 	return r.escapes == 1
@@ -257,7 +250,14 @@ func lastIndex(b []byte, lit string, rare int) int {
 }
 
 // scanTo reads top-level members until the scan has passed offset limit.
-func (r *record) scanTo(limit int) {
+// The object that path continues into (userIdentity for
+// userIdentity.type) is read member by member on the way, rather than
+// skipped now and read again.
+func (r *record) scanTo(limit int, path *fieldPath) {
+	into := ""
+	if len(path.first) < len(path.name) {
+		into = path.first
+	}
 	b := r.raw
 	i := r.pos
 	if i < 0 {
@@ -284,7 +284,13 @@ func (r *record) scanTo(limit int) {
 			break
 		}
 		v0 := skipSpace(b, j+1)
-		v1 := skipValue(b, v0)
+		v1 := v0
+		if into != "" && !esc && v0 < len(b) && b[v0] == '{' && string(b[i+1:kend-1]) == into {
+			v1 = r.objectEnd(int32(v0))
+		}
+		if v1 <= v0 {
+			v1 = skipValue(b, v0)
+		}
 		if v1 <= v0 {
 			r.done = true
 			break
@@ -358,8 +364,7 @@ func (r *record) descend(v0, v1 int32, name string, at int, depth int) bool {
 	}
 	switch r.raw[v0] {
 	case '{':
-		var buf [16]member
-		ms := scanMembers(r.raw, int(v0), buf[:0])
+		ms := r.members(v0)
 		found := false
 		for i := len(ms) - 1; i >= 0; i-- {
 			n, ok := r.keyMatches(&ms[i], name, at)
@@ -388,6 +393,42 @@ func (r *record) descend(v0, v1 int32, name string, at int, depth int) bool {
 		return found
 	}
 	return false
+}
+
+// members returns the members of the object at raw[v0], reading them on
+// the first call for this record: paths into the same object
+// (userIdentity.type, userIdentity.sessionContext.sessionIssuer.type)
+// read it once.
+func (r *record) members(v0 int32) []member {
+	for _, o := range r.objs {
+		if o.v0 == v0 {
+			return r.mems[o.start:o.end]
+		}
+	}
+	start := len(r.mems)
+	r.mems = scanMembers(r.raw, int(v0), r.mems)
+	r.objs = append(r.objs, object{v0: v0, start: int32(start), end: int32(len(r.mems))})
+	return r.mems[start:]
+}
+
+// objectEnd reads the members of the object at raw[v0] and returns the
+// object's end, or v0 if it is malformed.
+func (r *record) objectEnd(v0 int32) int {
+	ms := r.members(v0)
+	i := int(v0) + 1
+	if len(ms) > 0 {
+		i = int(ms[len(ms)-1].v1)
+	}
+	i = skipSpace(r.raw, i)
+	if i < len(r.raw) && r.raw[i] == '}' {
+		return i + 1
+	}
+	return int(v0)
+}
+
+// object is where the members of a nested object lie in record.mems.
+type object struct {
+	v0, start, end int32
 }
 
 // maxDepth bounds how deep a path or an array is followed.
