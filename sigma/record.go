@@ -180,7 +180,7 @@ func (r *record) resolve(path *fieldPath) bool {
 		if !ok || r.shadowed(r.top[i+1:], m) {
 			continue
 		}
-		found = r.descend(m.v0, m.v1, path.name, n, 0) || found
+		found = r.descend(m.v0, m.v1, path.name, n, 0, true) || found
 	}
 	return found
 }
@@ -353,8 +353,10 @@ func (r *record) keyMatches(m *member, name string, at int) (int, bool) {
 }
 
 // descend appends the candidates that the rest of name, from offset at,
-// finds in the value raw[v0:v1]; depth bounds the recursion through arrays.
-func (r *record) descend(v0, v1 int32, name string, at int, depth int) bool {
+// finds in the value raw[v0:v1]; depth bounds the recursion. The members of
+// objects outside arrays are kept for other paths (cache); those of array
+// elements are not, as there can be thousands of them.
+func (r *record) descend(v0, v1 int32, name string, at int, depth int, cache bool) bool {
 	if at == len(name) {
 		r.appendCands(v0, v1, 0)
 		return true
@@ -364,14 +366,21 @@ func (r *record) descend(v0, v1 int32, name string, at int, depth int) bool {
 	}
 	switch r.raw[v0] {
 	case '{':
-		ms := r.members(v0)
+		var ms []member
+		if cache {
+			ms = r.members(v0)
+		} else {
+			start := len(r.mems)
+			r.mems = scanMembers(r.raw, int(v0), r.mems)
+			ms = r.mems[start:]
+		}
 		found := false
 		for i := len(ms) - 1; i >= 0; i-- {
 			n, ok := r.keyMatches(&ms[i], name, at)
 			if !ok || r.shadowed(ms[i+1:], &ms[i]) {
 				continue
 			}
-			found = r.descend(ms[i].v0, ms[i].v1, name, n, depth+1) || found
+			found = r.descend(ms[i].v0, ms[i].v1, name, n, depth+1, cache) || found
 		}
 		return found
 	case '[':
@@ -384,7 +393,7 @@ func (r *record) descend(v0, v1 int32, name string, at int, depth int) bool {
 			if end <= i {
 				return found
 			}
-			found = r.descend(int32(i), int32(end), name, at, depth+1) || found
+			found = r.descend(int32(i), int32(end), name, at, depth+1, false) || found
 			i = skipSpace(r.raw, end)
 			if i < int(v1) && r.raw[i] == ',' {
 				i = skipSpace(r.raw, i+1)
