@@ -27,6 +27,10 @@ func TestBuiltin(t *testing.T) {
 			if !r.Builtin || r.Author != "pgtrail" || r.Level == "" || len(r.Tags) == 0 || r.Description == "" {
 				t.Errorf("builtin %v, author %q, level %q, tags %v: want pgtrail's, with a level, tags and a description", r.Builtin, r.Author, r.Level, r.Tags)
 			}
+			if sources, names := r.Prefilter(); sources == nil && names == nil &&
+				!strings.Contains(r.Title, "4.1 ") && !strings.Contains(r.Title, "4.3 ") {
+				t.Errorf("evaluated on every event: only the CIS controls 4.1 and 4.3 need to be")
+			}
 			if titles[r.Title] {
 				t.Errorf("title %q used twice", r.Title)
 			}

@@ -114,6 +114,14 @@ func itemCost(it *item) int {
 	return 1
 }
 
+// Prefilter returns the eventSource and eventName values (in lower case)
+// that an event needs for the rule to be evaluated on it, nil for any. A
+// rule with neither is evaluated on every event: rules list can show that
+// as its cost. It is known once the rule is in a Set.
+func (r *Rule) Prefilter() (sources, names []string) {
+	return r.index.sources, r.index.names
+}
+
 // Rules returns the set's rules, in load order.
 func (s *Set) Rules() []*Rule { return s.rules }
 
