@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"io"
+	"unsafe"
 )
 
 // Batching. Most CloudTrail objects hold 50 to 200 records: one transaction
@@ -13,18 +14,48 @@ import (
 // and its caller learns its own WriteResult only once the transaction is
 // committed, so a message is still deleted only after its events are
 // stored. An object too big to buffer is streamed alone.
+//
+// "Small enough" is measured by what the rows take in memory (rowMemory),
+// not by the object's bytes: a row costs its text and some 700 bytes more
+// whatever its size, so an object of many tiny records is bigger in memory
+// than its bytes say, and is streamed.
 const (
-	// maxBufferedBytes is the decompressed size up to which an object is
-	// decoded into memory and batched; a bigger one is streamed.
+	// maxBufferedBytes is the memory (rowMemory) up to which an object's
+	// rows are decoded ahead and batched; a bigger object is streamed.
+	// It is about 5 MB of ordinary records, or 10,000 of the smallest.
 	maxBufferedBytes = 8 << 20
+	// maxBufferedRows is the most rows maxBufferedBytes can hold.
+	maxBufferedRows = maxBufferedBytes/rowOverhead + 1
 	// maxBatchRows caps the rows of one batch's transaction.
 	maxBatchRows = 10_000
-	// maxQueuedRows caps the rows decoded and not yet committed: queued
-	// for a batch or in one being written. With the objects being decoded
-	// (PGTRAIL_OBJECT_CONCURRENCY of them, up to maxBufferedBytes each) it
-	// bounds the worker's memory.
-	maxQueuedRows = maxBatchRows
+	// maxQueuedBytes caps the memory of the rows decoded and not yet
+	// committed: queued for a batch or in one being written. With the
+	// objects being decoded (PGTRAIL_OBJECT_CONCURRENCY of them, up to
+	// maxBufferedBytes each) it bounds the worker's memory.
+	maxQueuedBytes = 2 * maxBufferedBytes
 )
+
+// rowOverhead is what a buffered row costs beyond its text: the Row itself
+// (an Event of 25 strings, mostly empty) and the sink's index of it in a
+// batch (a pointer, its owner, its key in a set of the batch's events).
+const rowOverhead = int(unsafe.Sizeof(Row{})) + 128
+
+// rowMemory is what a decoded row keeps in memory until its batch is
+// committed: rowOverhead and the text it holds.
+func rowMemory(row *Row) int {
+	if r := row.Reject; r != nil {
+		return rowOverhead + int(unsafe.Sizeof(*r)) + len(r.Raw) + len(r.Reason)
+	}
+	e := &row.Event
+	// The fields' text is a copy, unescaped, of part of the record's.
+	return rowOverhead + len(e.Record) + len(e.EventID) + len(e.EventVersion) + len(e.EventSource) +
+		len(e.EventName) + len(e.EventType) + len(e.EventCategory) + len(e.AWSRegion) +
+		len(e.SourceIPAddress) + len(e.UserAgent) + len(e.UserIdentityType) + len(e.UserIdentityARN) +
+		len(e.UserIdentityAccountID) + len(e.UserIdentityPrincipalID) + len(e.UserIdentityAccessKeyID) +
+		len(e.UserIdentityUserName) + len(e.SessionIssuerARN) + len(e.InvokedBy) + len(e.ErrorCode) +
+		len(e.ErrorMessage) + len(e.RequestID) + len(e.RecipientAccountID) + len(e.SharedEventID) +
+		len(e.VPCEndpointID)
+}
 
 // BufferedRows is a RowSource over rows decoded ahead of the write. A Sink
 // may read Rows directly instead of calling Next.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -33,12 +34,13 @@ type Processor struct {
 	stall   time.Duration
 	log     *zap.Logger
 	metrics *Metrics
-	// objects bounds the objects being fetched and decoded; rows bounds
-	// the decoded rows waiting for, or in, a batch's transaction. An object
-	// gives its slot in objects back once its rows are in the batcher, so
-	// that the next one is fetched while the batch gathers and commits.
+	// objects bounds the objects being fetched and decoded; queued bounds
+	// the memory (rowMemory) of the decoded rows waiting for, or in, a
+	// batch's transaction. An object gives its slot in objects back once
+	// its rows are in the batcher, so that the next one is fetched while
+	// the batch gathers and commits.
 	objects *semaphore.Weighted
-	rows    *semaphore.Weighted
+	queued  *semaphore.Weighted
 	batches *batcher
 	// decoders keeps Decoders, with their gzip readers and buffers, and
 	// rowBufs the []Row an object is decoded into, for reuse.
@@ -58,7 +60,7 @@ func NewProcessor(cfg Config, s3c S3, sink Sink, ledger Ledger, m *Metrics, log 
 		s3: s3c, sink: sink, ledger: ledger, limits: cfg.Limits, allow: cfg.Allow,
 		backoff: cfg.Backoff, stall: cfg.StallTimeout, log: log, metrics: m,
 		objects: semaphore.NewWeighted(int64(cfg.ObjectConcurrency)),
-		rows:    semaphore.NewWeighted(maxQueuedRows),
+		queued:  semaphore.NewWeighted(maxQueuedBytes),
 		// Two transactions at a time keep the database busy while the
 		// next batch gathers; more only contend on a small server.
 		batches: newBatcher(sink, min(2, cfg.ObjectConcurrency)),
@@ -283,8 +285,8 @@ func (p *Processor) write(ctx context.Context, obj *Object, r io.Reader, s *slot
 		}
 	}()
 
-	// Decode ahead up to maxBufferedBytes: a whole object is batched with
-	// others, a bigger one streamed alone.
+	// Decode ahead up to maxBufferedBytes of rows in memory: a whole
+	// object is batched with others, a bigger one streamed alone.
 	rows := &recordRows{dec: dec, obj: obj}
 	start := time.Now()
 	var buf []Row
@@ -303,13 +305,13 @@ func (p *Processor) write(ctx context.Context, obj *Object, r io.Reader, s *slot
 		if err == io.EOF {
 			obj.Rows = &BufferedRows{Rows: buf}
 			decoded := time.Since(start)
-			// The rows wait for their batch under the row budget, not
-			// in the object's slot.
-			n := min(int64(len(buf)), maxQueuedRows)
-			if err := p.rows.Acquire(ctx, n); err != nil {
+			// The rows wait for their batch under the queue's budget,
+			// not in the object's slot.
+			n := int64(min(size, maxQueuedBytes))
+			if err := p.queued.Acquire(ctx, n); err != nil {
 				return WriteResult{}, err
 			}
-			defer p.rows.Release(n)
+			defer p.queued.Release(n)
 			s.release()
 			chunks := dec.arena.take()
 			p.decoders.Put(dec)
@@ -322,7 +324,12 @@ func (p *Processor) write(ctx context.Context, obj *Object, r io.Reader, s *slot
 		if err != nil {
 			return WriteResult{}, err
 		}
-		size += rows.size
+		size += rowMemory(&row)
+		if len(buf) == cap(buf) {
+			// Grown by hand so as not to pass the rows the bound can
+			// hold: the buffer is kept for the next object.
+			buf = slices.Grow(buf, min(max(len(buf), 64), maxBufferedRows-len(buf)))
+		}
 		buf = append(buf, row)
 	}
 	// Too big to batch: the object is streamed, and its rows are left to
@@ -345,7 +352,6 @@ type recordRows struct {
 	dec        *Decoder
 	obj        *Object
 	ahead      []Row
-	size       int // bytes of the latest record
 	decodeTime time.Duration
 }
 
@@ -364,10 +370,6 @@ func (r *recordRows) Next(row *Row) error {
 	}
 	if err != nil {
 		return Permanent(fmt.Errorf("decode %s: %w", r.obj.name(), err))
-	}
-	r.size = len(row.Event.Record)
-	if row.Reject != nil {
-		r.size = len(row.Reject.Raw)
 	}
 	return nil
 }

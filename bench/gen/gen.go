@@ -199,6 +199,37 @@ func WriteBig(w io.Writer, seed uint64, rawBytes int64) (records int, raw int64,
 	return records, raw, zw.Close()
 }
 
+// WriteTiny writes one gzip-compressed log file of n records that carry
+// only what pgtrail needs, an eventID and an eventTime, about 60 bytes
+// each: the shape whose memory goes by rows rather than bytes. The same
+// seed gives the same bytes; different seeds give different events.
+func WriteTiny(w io.Writer, seed uint64, n int) (raw int64, err error) {
+	zw, _ := gzip.NewWriterLevel(w, gzip.DefaultCompression)
+	t0 := time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
+	var buf bytes.Buffer
+	buf.WriteString(`{"Records":[`)
+	for i := range n {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		t := t0.Add(time.Duration(i) * time.Millisecond)
+		fmt.Fprintf(&buf, `{"eventID":"%08x-%08x","eventTime":"%s"}`, seed, i, t.Format("2006-01-02T15:04:05Z"))
+		if buf.Len() > 1<<20 {
+			raw += int64(buf.Len())
+			if _, err := zw.Write(buf.Bytes()); err != nil {
+				return raw, err
+			}
+			buf.Reset()
+		}
+	}
+	buf.WriteString(`]}`)
+	raw += int64(buf.Len())
+	if _, err := zw.Write(buf.Bytes()); err != nil {
+		return raw, err
+	}
+	return raw, zw.Close()
+}
+
 // recordGen writes the records of one file.
 type recordGen struct {
 	r       *rand.Rand

@@ -38,3 +38,20 @@ func TestGenerateDistinctKeys(t *testing.T) {
 		seen[o.Key] = true
 	}
 }
+
+func TestWriteTiny(t *testing.T) {
+	var a, b bytes.Buffer
+	rawA, err := WriteTiny(&a, 3, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := WriteTiny(&b, 3, 1000); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(a.Bytes(), b.Bytes()) {
+		t.Fatal("same seed, different bytes")
+	}
+	if per := rawA / 1000; per < 40 || per > 80 {
+		t.Errorf("%d bytes per record, want about 60", per)
+	}
+}

@@ -10,7 +10,10 @@
 //     event is committed and the queue is empty; once per object concurrency;
 //   - `pgtrail ingest` on the same files on disk;
 //   - optionally (-big), one object of about 1 GB decompressed through
-//     `pgtrail run` and `pgtrail ingest`, for peak memory.
+//     `pgtrail run` and `pgtrail ingest`, for peak memory;
+//   - objects of many tiny records (-tiny), one through `pgtrail ingest`
+//     and eight at once through `pgtrail run`, for peak memory whatever
+//     the shape of the records.
 //
 // It prints a table, and writes results.json and throughput.png to -out.
 //
@@ -48,6 +51,7 @@ type options struct {
 	concurrency []int
 	inFlight    int
 	bigBytes    int64
+	tiny        int
 	storage     bool
 	skipIngest  bool
 	baseline    string
@@ -67,10 +71,11 @@ func main() {
 	flag.StringVar(&conc, "concurrency", "1,2,4,8,16,32", "PGTRAIL_OBJECT_CONCURRENCY values for pgtrail run")
 	flag.IntVar(&o.inFlight, "max-in-flight", 0, "PGTRAIL_MAX_IN_FLIGHT for pgtrail run, at least the concurrency (0: pgtrail's default)")
 	big := flag.Float64("big", 0, "also run one object of this many GB decompressed (0: skip)")
+	flag.IntVar(&o.tiny, "tiny", 100_000, "records per object of tiny records (0: skip)")
 	flag.BoolVar(&o.storage, "storage", false, "also compare json and jsonb for the record column (ingest and queries)")
 	flag.BoolVar(&o.skipIngest, "skip-ingest", false, "skip pgtrail ingest")
-	flag.StringVar(&o.baseline, "baseline", "", "another pgtrail binary (say, the last release) to run in turn with -bin at each concurrency, for a before/after on the same data")
-	flag.IntVar(&o.repeat, "repeat", 1, "runs of pgtrail run per concurrency (and per binary); the median by events/s is kept")
+	flag.StringVar(&o.baseline, "baseline", "", "another pgtrail binary (say, the last release) to run in turn with -bin at each concurrency, in ingest and on tiny records, for a before/after on the same data")
+	flag.IntVar(&o.repeat, "repeat", 1, "runs of pgtrail run per concurrency, of ingest and of the tiny records (and per binary); the median by events/s is kept")
 	flag.BoolVar(&o.quick, "quick", false, "a smoke run for CI: 20,000 events, concurrency 4, no plot update")
 	replot := flag.Bool("replot", false, "only draw throughput.png again from the results.json in -out")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the benchmark process (the generator, the limits and the emulators) to this file")
@@ -135,9 +140,15 @@ type Results struct {
 	// Baseline holds the runs of -baseline, taken in turn with Run's.
 	Baseline []Measurement `json:"baseline_run,omitempty"`
 	Ingest   *Measurement  `json:"ingest,omitempty"`
-	Big      []Measurement `json:"big_object,omitempty"`
-	Best     *Measurement  `json:"best_run"`
-	Ratio    float64       `json:"ratio_to_tighter_limit"`
+	// IngestBaseline is -baseline's ingest, taken in turn with Ingest.
+	IngestBaseline *Measurement  `json:"ingest_baseline,omitempty"`
+	Big            []Measurement `json:"big_object,omitempty"`
+	// Tiny holds the objects of tiny records (tiny.go), TinyBaseline
+	// -baseline's runs of the same, taken in turn.
+	Tiny         []Measurement `json:"tiny_records,omitempty"`
+	TinyBaseline []Measurement `json:"tiny_records_baseline,omitempty"`
+	Best         *Measurement  `json:"best_run"`
+	Ratio        float64       `json:"ratio_to_tighter_limit"`
 	// DBRatio is the COPY limit's database CPU per event over the best
 	// run's: the share of the COPY limit the run would reach with the
 	// database on cores of its own (0 where the server is not local).
@@ -289,12 +300,33 @@ func run(ctx context.Context, o options) error {
 		}
 	}
 	if !o.skipIngest {
-		m, err := runIngest(ctx, o, set)
-		if err != nil {
-			return fmt.Errorf("pgtrail ingest: %w", err)
+		var runs, base []Measurement
+		for range max(o.repeat, 1) {
+			m, err := runIngest(ctx, o, set)
+			if err != nil {
+				return fmt.Errorf("pgtrail ingest: %w", err)
+			}
+			fmt.Println(m)
+			runs = append(runs, m)
+			if o.baseline == "" {
+				continue
+			}
+			ob := o
+			ob.bin = o.baseline
+			b, err := runIngest(ctx, ob, set)
+			if err != nil {
+				return fmt.Errorf("baseline ingest: %w", err)
+			}
+			b.Name += " baseline"
+			fmt.Println(b)
+			base = append(base, b)
 		}
-		fmt.Println(m)
+		m := median(runs)
 		res.Ingest = &m
+		if len(base) > 0 {
+			b := median(base)
+			res.IngestBaseline = &b
+		}
 	}
 
 	tighter := res.Copy
@@ -324,6 +356,11 @@ func run(ctx context.Context, o options) error {
 			fmt.Println(m)
 		}
 		res.Big = ms
+	}
+	if o.tiny > 0 {
+		if err := measureTiny(ctx, o, st, res); err != nil {
+			return fmt.Errorf("tiny records: %w", err)
+		}
 	}
 	if o.storage {
 		s, err := compareStorage(ctx, o, set)
