@@ -15,13 +15,15 @@ import (
 type heartbeat struct {
 	cancel context.CancelFunc
 	done   chan struct{}
+	// deadline is when the heartbeat stops extending the timeout.
+	deadline time.Time
 }
 
 func (w *Worker) startHeartbeat(ctx context.Context, log *zap.Logger, handle string) *heartbeat {
 	ctx, cancel := context.WithCancel(ctx)
-	hb := &heartbeat{cancel: cancel, done: make(chan struct{})}
 	timeout := w.cfg.VisibilityTimeout
 	deadline := time.Now().Add(w.cfg.MaxVisibility)
+	hb := &heartbeat{cancel: cancel, done: make(chan struct{}), deadline: deadline}
 	go func() {
 		defer close(hb.done)
 		t := time.NewTicker(timeout / 2)

@@ -24,6 +24,7 @@ type Metrics struct {
 	events               *prometheus.CounterVec
 	stage                *prometheus.HistogramVec
 	visibilityExtensions prometheus.Counter
+	pollersPaused        prometheus.Gauge
 }
 
 // NewMetrics creates the collectors and registers them with reg.
@@ -56,10 +57,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "pgtrail_stage_duration_seconds", Help: "Time per object spent in each stage: fetch (until the body starts), decode (decompress, parse, normalize), write (database).", Buckets: buckets}, []string{"stage"}),
 		visibilityExtensions: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pgtrail_visibility_extensions_total", Help: "Visibility timeout extensions of messages being processed."}),
+		pollersPaused: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "pgtrail_pollers_paused", Help: "1 while the database is unreachable: the pollers receive nothing and the messages in hand are held until it answers."}),
 	}
 	reg.MustRegister(m.messagesReceived, m.messagesDeleted, m.messagesFailed, m.receiveErrors,
 		m.messagesInFlight, m.oldestMessageAge, m.messageAge, m.objects, m.objectsInFlight, m.bytes,
-		m.events, m.stage, m.visibilityExtensions)
+		m.events, m.stage, m.visibilityExtensions, m.pollersPaused)
 	for _, r := range []string{"unrecognized", "permanent", "transient", "shutdown"} {
 		m.messagesFailed.WithLabelValues(r)
 	}
@@ -122,6 +125,17 @@ func (m *Metrics) deleted() {
 func (m *Metrics) visibilityExtended() {
 	if m != nil {
 		m.visibilityExtensions.Inc()
+	}
+}
+
+func (m *Metrics) paused(p bool) {
+	if m == nil {
+		return
+	}
+	if p {
+		m.pollersPaused.Set(1)
+	} else {
+		m.pollersPaused.Set(0)
 	}
 }
 

@@ -8,6 +8,7 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -78,6 +79,10 @@ type Config struct {
 	// retried (default 30 s). It is not a deadline: a slow body that keeps
 	// coming is read to the end.
 	StallTimeout time.Duration
+	// Gate, when not nil, pauses the pollers while the database is
+	// unreachable and holds the messages in hand until it answers; give the
+	// Processor its Sink so that failed writes reach it.
+	Gate *Gate
 }
 
 // WithDefaults returns c with the defaults in place of its zero values.
@@ -143,10 +148,13 @@ func New(cfg Config, q SQS, proc *Processor, m *Metrics, log *zap.Logger) *Worke
 	}
 }
 
-// Ready reports an error when SQS has not answered a receive for longer
-// than two long polls and a minute: credentials, network or the queue are
-// broken.
+// Ready reports an error while the database is unreachable (the pollers are
+// paused), or when SQS has not answered a receive for longer than two long
+// polls and a minute: credentials, network or the queue are broken.
 func (w *Worker) Ready() error {
+	if w.cfg.Gate != nil && w.cfg.Gate.Down() {
+		return errPaused
+	}
 	last := time.Unix(0, w.lastOK.Load())
 	if w.lastOK.Load() == 0 {
 		last = w.started
@@ -156,6 +164,11 @@ func (w *Worker) Ready() error {
 	}
 	return nil
 }
+
+// errPaused is what Ready says while the database is unreachable. The
+// database's own error, which names its user, database and host, is in the
+// log.
+var errPaused = errors.New("database unreachable; pollers paused")
 
 // Run polls until ctx ends, then lets in-flight messages finish within the
 // shutdown grace, releases those that did not, and returns nil.
@@ -173,7 +186,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	for range w.cfg.MaxInFlight {
 		handlers.Go(func() {
 			for m := range msgs {
-				w.handle(work, m)
+				w.handle(work, ctx, m)
 				w.handling.Add(-1)
 				w.inflight.Release(1)
 			}
@@ -220,6 +233,15 @@ func (w *Worker) poll(ctx context.Context, msgs chan<- types.Message, id int, st
 		// Ask only for as many messages as there is room for.
 		if err := w.inflight.Acquire(ctx, 1); err != nil {
 			return
+		}
+		// Take no work that cannot be written.
+		if g := w.cfg.Gate; g != nil && !g.up() {
+			if err := g.Wait(ctx); err != nil {
+				w.inflight.Release(1)
+				return
+			}
+			// The pause was not SQS's silence: Ready counts from its end.
+			w.lastOK.Store(time.Now().UnixNano())
 		}
 		room := int64(1)
 		for room < 10 && w.inflight.TryAcquire(1) {
@@ -271,7 +293,9 @@ func (w *Worker) poll(ctx context.Context, msgs chan<- types.Message, id int, st
 
 // handle owns one message: it deletes it once every object it names is
 // committed, and otherwise leaves it for redelivery or the dead-letter queue.
-func (w *Worker) handle(ctx context.Context, m types.Message) {
+// The message is processed under ctx; stopping ends when the worker is
+// asked to stop.
+func (w *Worker) handle(ctx, stopping context.Context, m types.Message) {
 	id := aws.ToString(m.MessageId)
 	log := w.log.With(zap.String(keyMessageID, id))
 	w.metrics.messageStarted()
@@ -294,13 +318,25 @@ func (w *Worker) handle(ctx context.Context, m types.Message) {
 	}
 
 	hb := w.startHeartbeat(ctx, log, aws.ToString(m.ReceiptHandle))
-	err = w.proc.objectsOf(ctx, id, n.Objects, !firstDelivery(m))
+	lookup := !firstDelivery(m)
+	held := notHeld
+	for {
+		err = w.proc.objectsOf(ctx, id, n.Objects, lookup)
+		if err == nil || IsPermanent(err) || ctx.Err() != nil {
+			break
+		}
+		if held = w.hold(ctx, stopping, log, hb.deadline); held != heldResumed {
+			break
+		}
+		// Objects committed before the outage are in the ledger.
+		lookup = true
+	}
 	hb.stop()
 
 	switch {
 	case err == nil:
 		w.delete(ctx, log, m)
-	case ctx.Err() != nil:
+	case ctx.Err() != nil, held == heldStopped:
 		log.Info("shutdown before the message was done; releasing it")
 		w.metrics.failed("shutdown")
 		w.release(log, m)
@@ -314,6 +350,42 @@ func (w *Worker) handle(ctx context.Context, m types.Message) {
 		log.Error("message left for redelivery", zap.Error(err))
 		w.metrics.failed("transient")
 	}
+}
+
+// holdOutcome is how hold ended.
+type holdOutcome int
+
+const (
+	notHeld     holdOutcome = iota // the database answers: the failure was elsewhere
+	heldResumed                    // the database answers again: try once more
+	heldStopped                    // the worker is stopping
+	heldTooLong                    // held for MaxVisibility: the message is let go
+)
+
+// hold keeps a message whose objects failed transiently, when the cause is
+// that the database is unreachable: the heartbeat keeps the message
+// invisible until the database answers again, and its objects are then
+// tried again, within the same receive. Letting it come back instead would
+// count a receive towards the dead-letter queue at every visibility
+// timeout of the outage. A message is held until the worker is asked to
+// stop (stopping ends) or until the heartbeat gives it up (until).
+func (w *Worker) hold(ctx, stopping context.Context, log *zap.Logger, until time.Time) holdOutcome {
+	g := w.cfg.Gate
+	if g == nil || !g.check(ctx) {
+		return notHeld
+	}
+	log.Info("database unreachable; holding the message until it answers")
+	hctx, cancel := context.WithDeadline(ctx, until)
+	defer cancel()
+	defer context.AfterFunc(stopping, cancel)()
+	if err := g.Wait(hctx); err != nil {
+		if stopping.Err() != nil {
+			return heldStopped
+		}
+		return heldTooLong
+	}
+	log.Info("database answers again; retrying the message")
+	return heldResumed
 }
 
 // firstDelivery reports whether SQS delivers m for the first time. Its

@@ -37,6 +37,7 @@ var alwaysExported = []string{
 	"pgtrail_bytes_fetched_total",
 	"pgtrail_events_total",
 	"pgtrail_visibility_extensions_total",
+	"pgtrail_pollers_paused",
 	"pgtrail_db_pool_connections",
 	"pgtrail_db_pool_idle_connections",
 	"pgtrail_db_pool_acquired_connections",

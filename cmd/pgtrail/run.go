@@ -99,7 +99,10 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 
 	wcfg := a.cfg.worker()
 	wcfg.Drain = *drain
-	proc := worker.NewProcessor(wcfg, s3Client, pg, pg, metrics, a.log)
+	// The gate pauses the pollers while the database is unreachable; it
+	// learns of an outage from the writes that fail.
+	wcfg.Gate = worker.NewGate(pg, worker.DefaultProbeBackoff, metrics, a.log)
+	proc := worker.NewProcessor(wcfg, s3Client, wcfg.Gate.Sink(pg), pg, metrics, a.log)
 	w := worker.New(wcfg, sqsClient, proc, metrics, a.log)
 
 	if a.cfg.HTTPAddr != "" {
