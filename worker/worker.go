@@ -63,7 +63,8 @@ type Config struct {
 	VisibilityTimeout time.Duration
 	MaxVisibility     time.Duration
 	// ShutdownGrace is how long in-flight messages may take to finish after
-	// a stop is asked (default 30 s).
+	// a stop is asked (default 30 s). A negative value means none: they are
+	// released at once.
 	ShutdownGrace time.Duration
 	// Limits bound what one object may cost.
 	Limits Limits
@@ -110,7 +111,7 @@ func (c *Config) setDefaults() {
 	if c.MaxVisibility <= 0 {
 		c.MaxVisibility = time.Hour
 	}
-	if c.ShutdownGrace <= 0 {
+	if c.ShutdownGrace == 0 {
 		c.ShutdownGrace = 30 * time.Second
 	}
 	if c.Backoff.Attempts <= 0 {
@@ -205,13 +206,20 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	_ = pollers.Wait()
 	close(msgs)
-	w.log.Info("stopped receiving; finishing in-flight messages", zap.Duration("grace", w.cfg.ShutdownGrace))
-
 	done := make(chan struct{})
 	go func() { handlers.Wait(); close(done) }()
+	if w.cfg.ShutdownGrace < 0 {
+		w.log.Info("stopped receiving; no shutdown grace: releasing in-flight messages")
+		cancelWork()
+		<-done
+		return nil
+	}
+	w.log.Info("stopped receiving; finishing in-flight messages", zap.Duration("grace", w.cfg.ShutdownGrace))
+	grace := time.NewTimer(w.cfg.ShutdownGrace)
+	defer grace.Stop()
 	select {
 	case <-done:
-	case <-time.After(w.cfg.ShutdownGrace):
+	case <-grace.C:
 		w.log.Warn("shutdown grace over; releasing unfinished messages")
 		cancelWork()
 		<-done

@@ -41,7 +41,7 @@ type Config struct {
 	// MaxVisibility is how long one message may be held in all.
 	MaxVisibility time.Duration `env:"PGTRAIL_MAX_VISIBILITY, default=1h"`
 	// ShutdownGrace is how long in-flight messages may take to finish after
-	// SIGTERM or SIGINT.
+	// SIGTERM or SIGINT; 0s releases them at once.
 	ShutdownGrace time.Duration `env:"PGTRAIL_SHUTDOWN_GRACE, default=30s"`
 	// S3StallTimeout is how long a GetObject may wait for S3's answer or
 	// for the next bytes of the body before the attempt is retried.

@@ -80,3 +80,51 @@ func TestHTTPClientKeepsConnections(t *testing.T) {
 		}
 	}
 }
+
+// TestZeroValues: a variable set to 0 means what the README says 0 means,
+// or is refused; no 0 is silently replaced by a default.
+func TestZeroValues(t *testing.T) {
+	load := func(t *testing.T, name, value string) *Config {
+		t.Helper()
+		cfg, err := loadConfig(t.Context(), envconfig.MapLookuper(map[string]string{"DATABASE_URL": "postgres://x@h/db", name: value}))
+		if err != nil {
+			t.Fatalf("%s=%s: %v", name, value, err)
+		}
+		return cfg
+	}
+	t.Run("PGTRAIL_SHUTDOWN_GRACE", func(t *testing.T) {
+		if got := load(t, "PGTRAIL_SHUTDOWN_GRACE", "0s").worker().WithDefaults().ShutdownGrace; got >= 0 {
+			t.Errorf("PGTRAIL_SHUTDOWN_GRACE=0s gives the worker a grace of %s; want none", got)
+		}
+		if got := load(t, "PGTRAIL_SHUTDOWN_GRACE", "5s").worker().WithDefaults().ShutdownGrace; got != 5*time.Second {
+			t.Errorf("PGTRAIL_SHUTDOWN_GRACE=5s gives the worker a grace of %s", got)
+		}
+	})
+	t.Run("PGTRAIL_MAX_IN_FLIGHT", func(t *testing.T) {
+		if got := load(t, "PGTRAIL_MAX_IN_FLIGHT", "0").worker().WithDefaults().MaxInFlight; got != 20 {
+			t.Errorf("PGTRAIL_MAX_IN_FLIGHT=0 gives %d messages in flight; want 10 × pollers = 20", got)
+		}
+	})
+	t.Run("PGTRAIL_DB_MAX_CONNS", func(t *testing.T) {
+		if got := load(t, "PGTRAIL_DB_MAX_CONNS", "0").dbMaxConns(); got != 12 {
+			t.Errorf("PGTRAIL_DB_MAX_CONNS=0 gives a pool of %d; want object concurrency + 4 = 12", got)
+		}
+	})
+	t.Run("PGTRAIL_RETENTION_DAYS", func(t *testing.T) {
+		if got := load(t, "PGTRAIL_RETENTION_DAYS", "0").RetentionDays; got != 0 {
+			t.Errorf("PGTRAIL_RETENTION_DAYS=0 gives %d days; want 0, keep everything", got)
+		}
+	})
+	// The worker and the processor would replace these zeros with their
+	// defaults: they are refused at start instead.
+	for _, name := range []string{"PGTRAIL_POLLERS", "PGTRAIL_OBJECT_CONCURRENCY", "PGTRAIL_WAIT_TIME",
+		"PGTRAIL_VISIBILITY_TIMEOUT", "PGTRAIL_MAX_VISIBILITY", "PGTRAIL_S3_STALL_TIMEOUT",
+		"PGTRAIL_MAX_OBJECT_BYTES", "PGTRAIL_MAX_RECORD_BYTES"} {
+		t.Run(name, func(t *testing.T) {
+			_, err := loadConfig(t.Context(), envconfig.MapLookuper(map[string]string{"DATABASE_URL": "postgres://x@h/db", name: "0"}))
+			if err == nil || !strings.Contains(err.Error(), name) {
+				t.Errorf("%s=0: %v; want it refused, naming the variable", name, err)
+			}
+		})
+	}
+}

@@ -32,11 +32,21 @@ func (c *Config) worker() worker.Config {
 		ObjectConcurrency: c.ObjectConcurrency,
 		VisibilityTimeout: c.VisibilityTimeout,
 		MaxVisibility:     c.MaxVisibility,
-		ShutdownGrace:     c.ShutdownGrace,
+		ShutdownGrace:     c.shutdownGrace(),
 		StallTimeout:      c.S3StallTimeout,
 		Limits:            worker.Limits{MaxObjectBytes: c.MaxObjectBytes, MaxRecordBytes: c.MaxRecordBytes},
 		Allow:             worker.AllowList{Buckets: c.AllowedBuckets, Prefixes: c.AllowedPrefixes},
 	}
+}
+
+// shutdownGrace is PGTRAIL_SHUTDOWN_GRACE for the worker: 0s means no
+// grace, which the worker, whose zero value means its default, takes as a
+// negative value.
+func (c *Config) shutdownGrace() time.Duration {
+	if c.ShutdownGrace == 0 {
+		return -1
+	}
+	return c.ShutdownGrace
 }
 
 // httpClient is the AWS SDK's HTTP client with room to keep a connection
