@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -126,5 +128,103 @@ func TestZeroValues(t *testing.T) {
 				t.Errorf("%s=0: %v; want it refused, naming the variable", name, err)
 			}
 		})
+	}
+}
+
+// TestConfigTrimmed: values are read without the spaces around them, and a
+// number, duration or boolean set to nothing takes its default.
+func TestConfigTrimmed(t *testing.T) {
+	cfg, err := loadConfig(t.Context(), envconfig.MapLookuper(map[string]string{
+		"DATABASE_URL":             " postgres://x@h/db\n",
+		"PGTRAIL_POLLERS":          "2 ",
+		"PGTRAIL_WAIT_TIME":        "\t5s",
+		"S3_FORCE_PATH_STYLE":      " true ",
+		"PGTRAIL_LOG_LEVEL":        "debug\n",
+		"PGTRAIL_ALLOWED_BUCKETS":  " a, b ",
+		"PGTRAIL_MIGRATE":          "",
+		"PGTRAIL_SHUTDOWN_GRACE":   " ",
+		"PGTRAIL_RETENTION_DAYS":   "",
+		"PGTRAIL_HTTP_ADDR":        "",
+		"PGTRAIL_MAX_RECORD_BYTES": " 1024 ",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.DatabaseURL != "postgres://x@h/db" || cfg.Pollers != 2 || cfg.WaitTime != 5*time.Second ||
+		!cfg.S3ForcePathStyle || cfg.LogLevel != "debug" || cfg.MaxRecordBytes != 1024 {
+		t.Errorf("values not trimmed: %+v", cfg)
+	}
+	if len(cfg.AllowedBuckets) != 2 || cfg.AllowedBuckets[0] != "a" || cfg.AllowedBuckets[1] != "b" {
+		t.Errorf("PGTRAIL_ALLOWED_BUCKETS=\" a, b \" gives %q", cfg.AllowedBuckets)
+	}
+	if !cfg.Migrate || cfg.ShutdownGrace != 30*time.Second || cfg.RetentionDays != 0 {
+		t.Errorf("empty values did not take their defaults: migrate %v, grace %s", cfg.Migrate, cfg.ShutdownGrace)
+	}
+	if cfg.HTTPAddr != "" {
+		t.Errorf("PGTRAIL_HTTP_ADDR= gives %q; want it empty (disabled)", cfg.HTTPAddr)
+	}
+}
+
+// TestConfigParseErrors: a value that does not parse is refused with one
+// line naming the variable, what it takes, and what it got.
+func TestConfigParseErrors(t *testing.T) {
+	for name, tc := range map[string]struct{ value, want string }{
+		"PGTRAIL_POLLERS":            {"abc", "PGTRAIL_POLLERS: want an integer from 1 to 100, got abc"},
+		"PGTRAIL_OBJECT_CONCURRENCY": {"8.5", "PGTRAIL_OBJECT_CONCURRENCY: want an integer from 1 to 1000, got 8.5"},
+		"PGTRAIL_MAX_OBJECT_BYTES":   {"2GB", "PGTRAIL_MAX_OBJECT_BYTES: want an integer of 1024 or more, got 2GB"},
+		"PGTRAIL_WAIT_TIME":          {"20", "PGTRAIL_WAIT_TIME: want a duration from 1s to 20s, got 20"},
+		"PGTRAIL_SHUTDOWN_GRACE":     {" soon ", "PGTRAIL_SHUTDOWN_GRACE: want a duration of 0s or more, got soon"},
+		"PGTRAIL_MIGRATE":            {"yes please", "PGTRAIL_MIGRATE: want true or false, got yes please"},
+		"PGTRAIL_RETENTION_DAYS":     {"99999999999999999999", "PGTRAIL_RETENTION_DAYS: want an integer from 0 (keep everything) to 36500, got 99999999999999999999"},
+		// Values that parse but are out of range say the same.
+		"PGTRAIL_VISIBILITY_TIMEOUT": {"1s", "PGTRAIL_VISIBILITY_TIMEOUT: want a duration from 2s to 12h, got 1s"},
+		"PGTRAIL_LOG_FORMAT":         {"xml", "PGTRAIL_LOG_FORMAT: want json or console, got xml"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			env := map[string]string{"DATABASE_URL": "postgres://x@h/db", name: tc.value}
+			if code := Main(t.Context(), []string{"migrate"}, envconfig.MapLookuper(env), &stdout, &stderr); code != 2 {
+				t.Errorf("exit status %d, want 2", code)
+			}
+			if got, want := stderr.String(), "pgtrail: config: "+tc.want+"\n"; got != want {
+				t.Errorf("%s=%q:\n got %q\nwant %q", name, tc.value, got, want)
+			}
+		})
+	}
+}
+
+// TestConfigWantIsValidate: what a variable's want tag says it takes is
+// what Validate accepts: the bounds it names pass, one step beyond fails.
+func TestConfigWantIsValidate(t *testing.T) {
+	rangeRE := regexp.MustCompile(`^(an integer|a duration) from (\d+\w*)(?: \([^)]*\))? to (\d+\w*)$`)
+	for name, v := range variables {
+		if v.valued && v.want == "" {
+			t.Errorf("%s has no want tag: a value that does not parse would not say what it takes", name)
+		}
+		m := rangeRE.FindStringSubmatch(v.want)
+		if m == nil {
+			continue
+		}
+		step := func(s string, d int) string {
+			if m[1] == "an integer" {
+				n, _ := strconv.Atoi(s)
+				return strconv.Itoa(n + d)
+			}
+			dur, _ := time.ParseDuration(s)
+			return (dur + time.Duration(d)*time.Millisecond).String()
+		}
+		for value, ok := range map[string]bool{m[2]: true, m[3]: true, step(m[2], -1): false, step(m[3], 1): false} {
+			env := map[string]string{"DATABASE_URL": "postgres://x@h/db", name: value}
+			if name == "PGTRAIL_VISIBILITY_TIMEOUT" {
+				env["PGTRAIL_MAX_VISIBILITY"] = "12h"
+			}
+			_, err := loadConfig(t.Context(), envconfig.MapLookuper(env))
+			if ok && err != nil {
+				t.Errorf("%s=%s, a bound of %q, is refused: %v", name, value, v.want, err)
+			}
+			if !ok && (err == nil || !strings.Contains(err.Error(), name+": want "+v.want+", got ")) {
+				t.Errorf("%s=%s, beyond %q: %v", name, value, v.want, err)
+			}
+		}
 	}
 }

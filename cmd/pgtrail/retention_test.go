@@ -95,9 +95,9 @@ func TestRetentionCommandUsage(t *testing.T) {
 		{map[string]string{}, nil, "PGTRAIL_RETENTION_DAYS is 0"},
 		{map[string]string{"PGTRAIL_RETENTION_DAYS": "7"}, []string{"extra"}, "usage: pgtrail retention"},
 		{map[string]string{}, []string{"-days", "-3"}, "-days must be 1 to"},
-		{map[string]string{"PGTRAIL_RETENTION_DAYS": "-1"}, nil, "PGTRAIL_RETENTION_DAYS: must be 0"},
-		{map[string]string{"PGTRAIL_READER_ROLE": "Analysts"}, nil, "PGTRAIL_READER_ROLE: must be a lower-case SQL name"},
-		{map[string]string{"PGTRAIL_WRITER_ROLE": "pg_writer"}, nil, "PGTRAIL_WRITER_ROLE: must be a lower-case SQL name"},
+		{map[string]string{"PGTRAIL_RETENTION_DAYS": "-1"}, nil, "PGTRAIL_RETENTION_DAYS: want an integer from 0"},
+		{map[string]string{"PGTRAIL_READER_ROLE": "Analysts"}, nil, "PGTRAIL_READER_ROLE: want a lower-case SQL name"},
+		{map[string]string{"PGTRAIL_WRITER_ROLE": "pg_writer"}, nil, "PGTRAIL_WRITER_ROLE: want a lower-case SQL name"},
 		{map[string]string{"PGTRAIL_WRITER_ROLE": "pgtrail_reader"}, nil, "PGTRAIL_WRITER_ROLE: must differ"},
 	} {
 		env := map[string]string{"DATABASE_URL": "postgres://nowhere.invalid/x"}
