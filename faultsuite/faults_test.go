@@ -1,7 +1,12 @@
 package faultsuite
 
 import (
+	"fmt"
+	"io"
+	"net/http"
 	"os"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -29,6 +34,7 @@ var scenarios = []scenario{
 	{"sigterm mid-object", sigtermScenario},
 	{"simultaneous start", simultaneousScenario},
 	{"duplicate delivery", duplicateScenario},
+	{"database outage", outageScenario},
 }
 
 // TestFaults runs every scenario at once (they share nothing but the
@@ -275,4 +281,74 @@ func duplicateScenario(t *testing.T, p profile, seed uint64) result {
 		procs = append(procs, w.startWorker())
 	}
 	return finish(t, w, p, "duplicate delivery", int64(notifications*(p.copies-1)), procs...)
+}
+
+// outageScenario takes the worker's database away, in the middle of the
+// ingest, for several visibility timeouts (p.outage: 45 s against the
+// workers' 6 s) with a redrive policy of three receives. A worker that
+// cannot write must stop taking work and hold what it has until the
+// database is back: an outage of any length costs delay, not dead-letter
+// traffic. No poison message is planted, so the dead-letter queue must end
+// empty.
+func outageScenario(t *testing.T, p profile, seed uint64) result {
+	c := newCluster(t, nil)
+	w := newWorld(t, seed, worldOptions{dbURL: c.newDatabase("pgtrail_outage"), maxReceive: 3, noPoison: true})
+	w.seed(p.objects, days, p.corpus, 1)
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	pr := w.startWorker("PGTRAIL_HTTP_ADDR=" + addr)
+	w.waitCommitted(len(w.objects)/5, p.settle)
+	t.Logf("stopping the database: %s", w.state())
+	if err := c.stop("fast"); err != nil {
+		t.Fatal(err)
+	}
+	down := time.Now()
+
+	// Once the worker has noticed, /readyz says why, and it receives
+	// nothing more.
+	time.Sleep(min(p.outage/3, 15*time.Second))
+	code, body := readyz(addr)
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "database unreachable") {
+		t.Errorf("/readyz during the outage = %d %q; want 503 saying the database is unreachable", code, body)
+	}
+	received := metric(addr, "pgtrail_messages_received_total")
+	time.Sleep(p.outage - time.Since(down))
+	during := metric(addr, "pgtrail_messages_received_total") - received
+	if err := c.start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("database back after %s: %s; %v messages received in the outage's last %s",
+		time.Since(down).Round(time.Second), w.state(), during, (p.outage - p.outage/3).Round(time.Second))
+	return finish(t, w, p, "database outage", 1, pr)
+}
+
+// readyz returns the status and body of a worker's /readyz.
+func readyz(addr string) (int, string) {
+	resp, err := http.Get("http://" + addr + "/readyz")
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	var b strings.Builder
+	_, _ = io.Copy(&b, resp.Body)
+	return resp.StatusCode, strings.TrimSpace(b.String())
+}
+
+// metric returns the value of an unlabelled metric on a worker's /metrics,
+// or -1 when it cannot be read.
+func metric(addr, name string) float64 {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` (\S+)$`).FindSubmatch(b)
+	if m == nil {
+		return -1
+	}
+	v, err := strconv.ParseFloat(string(m[1]), 64)
+	if err != nil {
+		return -1
+	}
+	return v
 }

@@ -30,6 +30,8 @@ type profile struct {
 	// bigRecords is the size, in records, of the object that a SIGTERM
 	// interrupts.
 	bigRecords int
+	// outage is how long the outage scenario keeps the database away.
+	outage time.Duration
 	// settle bounds how long a scenario may take to ingest everything after
 	// its faults.
 	settle time.Duration
@@ -39,12 +41,12 @@ var (
 	shortProfile = profile{
 		name: "short", objects: 200, corpus: true,
 		kills: 3, terminations: 4, restarts: 2, sigterms: 1, copies: 4,
-		bigRecords: 4000, settle: 2 * time.Minute,
+		bigRecords: 4000, outage: 45 * time.Second, settle: 2 * time.Minute,
 	}
 	longProfile = profile{
 		name: "long", objects: 3000, corpus: true,
 		kills: 10, terminations: 15, restarts: 5, sigterms: 5, copies: 10,
-		bigRecords: 20000, settle: 10 * time.Minute,
+		bigRecords: 20000, outage: 3 * time.Minute, settle: 10 * time.Minute,
 	}
 )
 

@@ -45,6 +45,7 @@ type world struct {
 	rng      *rand.Rand
 	dir      string
 	env      map[string]string
+	noPoison bool
 
 	mu      sync.Mutex
 	objects []object
@@ -60,6 +61,9 @@ type worldOptions struct {
 	maxReceive int
 	// env overrides the workers' environment.
 	env map[string]string
+	// noPoison makes seed plant no poison message: the dead-letter queue
+	// must then end empty.
+	noPoison bool
 }
 
 // newWorld makes a scenario's resources; the seed makes its objects and its
@@ -73,9 +77,10 @@ func newWorld(t *testing.T, seed uint64, opts worldOptions) *world {
 	}
 	w := &world{
 		t: t, ctx: ctx, stack: stack, dbURL: opts.dbURL,
-		bucket: localaws.UniqueName("faults"),
-		rng:    rand.New(rand.NewPCG(seed, seed+1)),
-		dir:    t.TempDir(),
+		bucket:   localaws.UniqueName("faults"),
+		rng:      rand.New(rand.NewPCG(seed, seed+1)),
+		dir:      t.TempDir(),
+		noPoison: opts.noPoison,
 	}
 	if w.dbURL == "" {
 		w.dbURL = pgtest.New(t)
@@ -130,9 +135,10 @@ func newWorld(t *testing.T, seed uint64, opts worldOptions) *world {
 // seed uploads n generated objects over days days (plus the real corpus
 // when corpus is set), announces them in notifications of one to five keys
 // as CloudTrail does, half of them in SNS envelopes, each sent copies times
-// (at least once), and plants two poison messages that belong in the
-// dead-letter queue: one that is no notification and one naming an object
-// that does not exist. It returns the number of notifications.
+// (at least once), and, unless the world was made with noPoison, plants two
+// poison messages that belong in the dead-letter queue: one that is no
+// notification and one naming an object that does not exist. It returns the
+// number of notifications.
 func (w *world) seed(n, days int, corpus bool, copies int) int {
 	w.t.Helper()
 	objs := generate(w.rng, "gen", n, days)
@@ -160,6 +166,10 @@ func (w *world) seed(n, days int, corpus bool, copies int) int {
 		bodies = append(bodies, bodies[:notifications]...)
 	}
 	w.rng.Shuffle(len(bodies), func(i, j int) { bodies[i], bodies[j] = bodies[j], bodies[i] })
+	if w.noPoison {
+		w.send(bodies...)
+		return notifications
+	}
 	poison := []string{
 		`{"hello":"this is not a notification"}`,
 		cloudTrailBody(w.bucket, []string{"gen/AWSLogs/111122223333/CloudTrail/us-east-1/missing.json.gz"}, false),
