@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -135,18 +136,29 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 }
 
 // serveHTTP serves /metrics, /healthz (the process is alive) and /readyz
-// (the database answers and SQS answered recently).
+// (the database answers and SQS answered recently). The listener may be
+// open to all: /readyz says what is wrong in a few words, and leaves the
+// details, such as the database's user, name and host, to the log.
 func serveHTTP(addr string, reg *prometheus.Registry, pg *sink.Postgres, w *worker.Worker, log *zap.Logger) (*http.Server, error) {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(rw, "ok")
 	})
+	var pingFailed atomic.Bool // the latest readiness ping failed
 	mux.HandleFunc("GET /readyz", func(rw http.ResponseWriter, r *http.Request) {
-		if err := errors.Join(pg.Ping(r.Context()), w.Ready()); err != nil {
+		if err := w.Ready(); err != nil {
 			http.Error(rw, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
+		if err := pg.Ping(r.Context()); err != nil {
+			if !pingFailed.Swap(true) {
+				log.Warn("readiness: database unreachable", zap.Error(err))
+			}
+			http.Error(rw, "database unreachable", http.StatusServiceUnavailable)
+			return
+		}
+		pingFailed.Store(false)
 		fmt.Fprintln(rw, "ready")
 	})
 	ln, err := net.Listen("tcp", addr)
