@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"reflect"
 	"regexp"
 	"strings"
@@ -25,7 +26,7 @@ type Config struct {
 	// form; sslmode, sslrootcert and friends are honoured.
 	DatabaseURL string `env:"DATABASE_URL"`
 	// QueueURL is the SQS queue that receives the notifications (run only).
-	QueueURL string `env:"SQS_QUEUE_URL"`
+	QueueURL string `env:"SQS_QUEUE_URL" want:"a queue URL such as https://sqs.eu-west-1.amazonaws.com/111122223333/pgtrail"`
 	// S3ForcePathStyle addresses buckets as endpoint/bucket/key, which
 	// S3-compatible stores and local emulators need.
 	S3ForcePathStyle bool `env:"S3_FORCE_PATH_STYLE, default=false" want:"true or false"`
@@ -169,6 +170,9 @@ func (c *Config) Validate() error {
 	if c.DatabaseURL == "" {
 		errs = append(errs, errors.New("config: DATABASE_URL: required"))
 	}
+	if c.QueueURL != "" && !isQueueURL(c.QueueURL) {
+		bad("SQS_QUEUE_URL", c.QueueURL)
+	}
 	if c.Pollers < 1 || c.Pollers > 100 {
 		bad("PGTRAIL_POLLERS", c.Pollers)
 	}
@@ -224,6 +228,14 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("config: PGTRAIL_WRITER_ROLE: must differ from PGTRAIL_READER_ROLE, both are %s", c.WriterRole))
 	}
 	return errors.Join(errs...)
+}
+
+// isQueueURL reports whether s looks like a queue URL: http or https, a
+// host, and a path that ends in the queue's name.
+func isQueueURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" &&
+		strings.Trim(u.Path, "/") != "" && !strings.HasSuffix(u.Path, "/")
 }
 
 // maxRetentionDays caps PGTRAIL_RETENTION_DAYS at a century.
