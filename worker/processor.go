@@ -133,7 +133,7 @@ func (s *slot) release() {
 func (p *Processor) object(ctx context.Context, messageID string, ref ObjectRef, lookup bool) error {
 	p.metrics.objectStarted()
 	defer p.metrics.objectFinished()
-	log := p.log.With(zap.String(keyMessageID, messageID), zap.String(keyBucket, ref.Bucket), zap.String(keyKey, ref.Key))
+	log := quietOnRedelivery(ctx, p.log).With(zap.String(keyMessageID, messageID), zap.String(keyBucket, ref.Bucket), zap.String(keyKey, ref.Key))
 	if err := p.allow.Check(ref.Bucket, ref.Key); err != nil {
 		err = fmt.Errorf("s3://%s/%s: %w", ref.Bucket, ref.Key, err)
 		log.Error("object refused", zap.Error(err))

@@ -31,6 +31,9 @@ const (
 	keyBucket    = "bucket"
 	keyKey       = "key"
 	keyFormat    = "format"
+	// keyReceiveCount is SQS's ApproximateReceiveCount, on the lines of a
+	// redelivered message.
+	keyReceiveCount = "receive_count"
 )
 
 // SQS is what the worker needs from the queue.
@@ -308,12 +311,19 @@ func (w *Worker) handle(ctx, stopping context.Context, m types.Message) {
 	log := w.log.With(zap.String(keyMessageID, id))
 	w.metrics.messageStarted()
 	defer w.metrics.messageDone()
+	// A message refused for good is logged at error level on its first
+	// receive (see redelivery.go); permanent is the logger for that.
+	permanent := log
+	if n := receiveCount(m); n > 1 {
+		ctx = withRedelivery(ctx)
+		permanent = quiet(log).With(zap.Int(keyReceiveCount, n))
+	}
 
 	n, err := ParseNotification([]byte(aws.ToString(m.Body)))
 	if err != nil {
 		// Never delete what could not be understood: the redrive policy
 		// moves it to the dead-letter queue.
-		log.Error("unrecognized message left for the dead-letter queue", zap.Error(err))
+		permanent.Error("unrecognized message left for the dead-letter queue", zap.Error(err))
 		w.metrics.failed("unrecognized")
 		w.release(log, m)
 		return
@@ -349,7 +359,7 @@ func (w *Worker) handle(ctx, stopping context.Context, m types.Message) {
 		w.metrics.failed("shutdown")
 		w.release(log, m)
 	case IsPermanent(err):
-		log.Error("message left for the dead-letter queue", zap.Error(err))
+		permanent.Error("message left for the dead-letter queue", zap.Error(err))
 		w.metrics.failed("permanent")
 		w.release(log, m)
 	default:
