@@ -650,7 +650,7 @@ func TestCloudFormationOnMoto(t *testing.T) {
 	corpusDir := filepath.Join(corpus.Dir(t), "s3")
 	t.Parallel()
 
-	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
 
 	// Build pgtrail while moto starts.
