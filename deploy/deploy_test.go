@@ -1,8 +1,11 @@
 // Package deploy_test checks the deployment files: that they parse, that
-// kustomize can build them, that the AWS CLI accepts the ECS inputs, that
-// the IAM policy stays least-privilege, and that shutdown grace, stop
-// timeouts and probes agree. No container engine or cluster is needed;
-// tests that need kubectl or the AWS CLI skip without them.
+// kustomize can build the base, each component and the example, that the
+// AWS CLI accepts the ECS inputs, that the IAM policy stays least-privilege,
+// that shutdown grace, stop timeouts and probes agree, that the migration
+// Job and task run before the workers as documented, and that every file
+// names the same image and region. No container engine or cluster is
+// needed; tests that need kubectl or the AWS CLI skip without them.
+// cloudformation_test.go deploys the CloudFormation templates on moto.
 //
 // cmd/pgtrail's deployenv_test.go checks that every environment variable
 // these files set is one pgtrail reads.
@@ -157,15 +160,37 @@ func TestEveryFileParses(t *testing.T) {
 
 // kustomization is what the tests read of a kustomization.yaml.
 type kustomization struct {
-	Resources []string `yaml:"resources"`
-	Patches   []struct {
+	Kind       string   `yaml:"kind"`
+	Resources  []string `yaml:"resources"`
+	Components []string `yaml:"components"`
+	Patches    []struct {
 		Path string `yaml:"path"`
 	} `yaml:"patches"`
 }
 
+// kustomizeDirs are the directories of deploy/kubernetes that hold a
+// kustomization.yaml.
+func kustomizeDirs(t *testing.T) []string {
+	t.Helper()
+	var dirs []string
+	err := filepath.WalkDir("kubernetes", func(path string, d fs.DirEntry, err error) error {
+		if err == nil && d.Name() == "kustomization.yaml" {
+			dirs = append(dirs, filepath.Dir(path))
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dirs) < 5 {
+		t.Fatalf("found only %d kustomizations under kubernetes/", len(dirs))
+	}
+	return dirs
+}
+
 func TestKustomizationsListFilesThatExist(t *testing.T) {
 	t.Parallel()
-	for _, dir := range []string{"kubernetes/base", "kubernetes/overlays/example"} {
+	for _, dir := range kustomizeDirs(t) {
 		b, err := os.ReadFile(filepath.Join(dir, "kustomization.yaml"))
 		if err != nil {
 			t.Fatal(err)
@@ -173,6 +198,9 @@ func TestKustomizationsListFilesThatExist(t *testing.T) {
 		var k kustomization
 		if err := yaml.Unmarshal(b, &k); err != nil {
 			t.Fatalf("%s: %v", dir, err)
+		}
+		if strings.HasPrefix(dir, filepath.Join("kubernetes", "components")) != (k.Kind == "Component") {
+			t.Errorf("%s is a %s: components/ holds the Components, and only they", dir, k.Kind)
 		}
 		listed := map[string]bool{"kustomization.yaml": true}
 		for _, r := range k.Resources {
@@ -182,7 +210,15 @@ func TestKustomizationsListFilesThatExist(t *testing.T) {
 			}
 			listed[r] = true
 		}
+		for _, c := range k.Components {
+			if _, err := os.Stat(filepath.Join(dir, c, "kustomization.yaml")); err != nil {
+				t.Errorf("%s/kustomization.yaml uses the component %s: %v", dir, c, err)
+			}
+		}
 		for _, p := range k.Patches {
+			if p.Path == "" {
+				continue
+			}
 			if _, err := os.Stat(filepath.Join(dir, p.Path)); err != nil {
 				t.Errorf("%s/kustomization.yaml patches with %s: %v", dir, p.Path, err)
 			}
@@ -228,24 +264,103 @@ func kustomize(t *testing.T, dir string) map[string]map[string]any {
 	return byKind
 }
 
+// composed writes a kustomization of the base and the named components to a
+// directory of its own, for kubectl to render.
+func composed(t *testing.T, components ...string) string {
+	t.Helper()
+	dir := t.TempDir()
+	rel := func(p string) string {
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := filepath.Rel(dir, abs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return filepath.ToSlash(r)
+	}
+	k := "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - " + rel("kubernetes/base") + "\n"
+	if len(components) > 0 {
+		k += "components:\n"
+		for _, c := range components {
+			k += "  - " + rel(filepath.Join("kubernetes/components", c)) + "\n"
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(k), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// workerKinds are the objects of the workers: they carry
+// app.kubernetes.io/component=worker, so that a rollout can apply
+// everything else (the migration Job and the settings) first.
+var workerKinds = []string{"Deployment", "Service", "PodDisruptionBudget", "ScaledObject", "TriggerAuthentication", "ServiceMonitor", "PrometheusRule"}
+
+// TestKubernetes renders the base alone, the base with each component, and
+// the example overlay, and checks each.
 func TestKubernetes(t *testing.T) {
 	t.Parallel()
-	for _, dir := range []string{"kubernetes/base", "kubernetes/overlays/example"} {
-		t.Run(filepath.Base(dir), func(t *testing.T) {
+	for _, r := range []struct {
+		name       string
+		dir        func(*testing.T) string
+		components []string
+	}{
+		{"base", func(*testing.T) string { return "kubernetes/base" }, nil},
+		{"keda", nil, []string{"keda"}},
+		{"prometheus-operator", nil, []string{"prometheus-operator"}},
+		{"migrate-job", nil, []string{"migrate-job"}},
+		{"example", func(*testing.T) string { return "kubernetes/overlays/example" }, []string{"migrate-job", "keda", "prometheus-operator"}},
+	} {
+		t.Run(r.name, func(t *testing.T) {
 			t.Parallel()
+			dir := ""
+			if r.dir != nil {
+				dir = r.dir(t)
+			} else {
+				dir = composed(t, r.components...)
+			}
 			objs := kustomize(t, dir)
-			for _, kind := range []string{"Deployment", "ServiceAccount", "ConfigMap", "Service", "PodDisruptionBudget",
-				"ScaledObject", "TriggerAuthentication", "ServiceMonitor", "PrometheusRule"} {
+			want := []string{"Deployment", "ServiceAccount", "ConfigMap", "Service", "PodDisruptionBudget"}
+			has := func(c string) bool { return slices.Contains(r.components, c) }
+			if has("keda") {
+				want = append(want, "ScaledObject", "TriggerAuthentication")
+			}
+			if has("prometheus-operator") {
+				want = append(want, "ServiceMonitor", "PrometheusRule")
+			}
+			if has("migrate-job") {
+				want = append(want, "Job")
+			}
+			for _, kind := range want {
 				if objs[kind] == nil {
 					t.Errorf("no %s", kind)
 				}
 			}
-			if dir == "kubernetes/base" && objs["Secret"] == nil {
+			for kind := range objs {
+				if !slices.Contains(want, kind) && kind != "Secret" && kind != "Namespace" {
+					t.Errorf("renders a %s, which it should not", kind)
+				}
+			}
+			if r.name == "base" && objs["Secret"] == nil {
 				t.Error("the base has no Secret")
 			}
 			checkDeployment(t, objs)
-			checkScaling(t, objs)
-			checkMetrics(t, objs)
+			checkSettings(t, objs)
+			checkImages(t, r.name, objs)
+			checkRolloutLabels(t, objs)
+			if has("keda") {
+				checkScaling(t, objs)
+			}
+			if has("prometheus-operator") {
+				checkMetrics(t, objs)
+			}
+			if has("migrate-job") {
+				checkMigrateJob(t, objs)
+			} else if m := dig(objs["ConfigMap"], "data", "PGTRAIL_MIGRATE"); m != "true" {
+				t.Errorf("without the migration Job, PGTRAIL_MIGRATE = %v: nothing would migrate", m)
+			}
 		})
 	}
 }
@@ -253,7 +368,7 @@ func TestKubernetes(t *testing.T) {
 func checkDeployment(t *testing.T, objs map[string]map[string]any) {
 	t.Helper()
 	dep, cm := objs["Deployment"], objs["ConfigMap"]
-	if dig(dep, "spec", "replicas") != nil {
+	if dig(dep, "spec", "replicas") != nil && objs["ScaledObject"] != nil {
 		t.Error("the Deployment sets replicas, which KEDA owns")
 	}
 	pod := dig(dep, "spec", "template", "spec")
@@ -374,6 +489,163 @@ func checkMetrics(t *testing.T, objs map[string]map[string]any) {
 				}
 			}
 		}
+	}
+}
+
+// exampleImage is the image every deployment file names: the example
+// registry of the docs, and the release's tag.
+const exampleImage = "111122223333.dkr.ecr.eu-west-1.amazonaws.com/pgtrail:1.0.0"
+
+// awsRegion finds region names (eu-west-1, us-gov-west-1, …) in text.
+var awsRegion = regexp.MustCompile(`\b(?:us|eu|ap|sa|ca|me|af|il|mx|cn)(?:-gov|-iso[a-z]?)?-(?:north|south|east|west|central|northeast|southeast|northwest|southwest)-\d\b`)
+
+// checkSettings checks that the queue's URL names the ConfigMap's region:
+// the region is set once, and what else names it agrees.
+func checkSettings(t *testing.T, objs map[string]map[string]any) {
+	t.Helper()
+	cm := objs["ConfigMap"]
+	region, _ := dig(cm, "data", "AWS_REGION").(string)
+	queue, _ := dig(cm, "data", "SQS_QUEUE_URL").(string)
+	if got := awsRegion.FindString(queue); region == "" || got != region {
+		t.Errorf("SQS_QUEUE_URL %s is in %q, AWS_REGION is %q", queue, got, region)
+	}
+}
+
+// checkImages checks that every container runs the same image, one with a
+// release's tag, and the example's.
+func checkImages(t *testing.T, name string, objs map[string]map[string]any) {
+	t.Helper()
+	for _, kind := range []string{"Deployment", "Job"} {
+		for _, c := range containersOf(objs[kind]) {
+			img, _ := dig(c, "image").(string)
+			if img != exampleImage {
+				t.Errorf("%s: the %s's container %v runs %q, want %s as every deployment file", name, kind, dig(c, "name"), img, exampleImage)
+			}
+		}
+	}
+}
+
+func containersOf(obj map[string]any) []any {
+	if obj == nil {
+		return nil
+	}
+	l, _ := dig(obj, "spec", "template", "spec", "containers").([]any)
+	return l
+}
+
+// checkRolloutLabels checks the labels the rollout's first step selects
+// on: every object of the workers is app.kubernetes.io/component=worker, so
+// that `kubectl apply -l 'app.kubernetes.io/component!=worker'` applies the
+// settings and the migration Job, and no worker.
+func checkRolloutLabels(t *testing.T, objs map[string]map[string]any) {
+	t.Helper()
+	var first []string
+	for kind, obj := range objs {
+		worker := dig(obj, "metadata", "labels", "app.kubernetes.io/component") == "worker"
+		if slices.Contains(workerKinds, kind) != worker {
+			t.Errorf("the %s is labelled worker: %v", kind, worker)
+		}
+		if !worker {
+			first = append(first, kind)
+		}
+	}
+	slices.Sort(first)
+	if objs["Job"] != nil && !slices.Contains(first, "Job") || !slices.Contains(first, "ConfigMap") {
+		t.Errorf("the rollout's first step applies %v: not the settings and the migration Job", first)
+	}
+}
+
+// checkMigrateJob checks the migration Job: pgtrail migrate with the
+// owner's URL and the workers' settings, in a pod like the workers' that
+// neither the metrics Service nor the disruption budget selects, and
+// workers that do not migrate.
+func checkMigrateJob(t *testing.T, objs map[string]map[string]any) {
+	t.Helper()
+	job, cm := objs["Job"], objs["ConfigMap"]
+	if m := dig(cm, "data", "PGTRAIL_MIGRATE"); m != "false" {
+		t.Errorf("with the migration Job, the workers' PGTRAIL_MIGRATE = %v, want false", m)
+	}
+	pod := dig(job, "spec", "template", "spec")
+	cs := containersOf(job)
+	if len(cs) != 1 {
+		t.Fatalf("the Job has %d containers, want one", len(cs))
+	}
+	c := cs[0]
+	if args := dig(c, "args"); !equalYAML(args, []any{"migrate"}) {
+		t.Errorf("the Job runs %v, want [migrate]", args)
+	}
+	var fromCM, fromOwner bool
+	for _, src := range dig(c, "envFrom").([]any) {
+		fromCM = fromCM || dig(src, "configMapRef", "name") == dig(cm, "metadata", "name")
+		fromOwner = fromOwner || dig(src, "secretRef", "name") == "pgtrail-database-owner"
+		if dig(src, "secretRef", "name") == "pgtrail-database" {
+			t.Error("the Job takes the workers' database Secret: it migrates as the owner")
+		}
+	}
+	if !fromCM || !fromOwner {
+		t.Errorf("the Job takes its environment from the ConfigMap (%v) and the owner's Secret (%v)", fromCM, fromOwner)
+	}
+	if dig(pod, "restartPolicy") != "Never" {
+		t.Errorf("the Job's restartPolicy is %v", dig(pod, "restartPolicy"))
+	}
+	if dig(pod, "securityContext", "runAsNonRoot") != true || dig(pod, "automountServiceAccountToken") != false {
+		t.Error("the Job's pod may run as root or mounts an API token")
+	}
+	if dig(c, "securityContext", "readOnlyRootFilesystem") != true || dig(c, "securityContext", "allowPrivilegeEscalation") != false {
+		t.Error("the Job's container has a writable root filesystem or may escalate privileges")
+	}
+	if caps, _ := dig(c, "securityContext", "capabilities", "drop").([]any); !slices.Contains(caps, any("ALL")) {
+		t.Error("the Job's container keeps its capabilities")
+	}
+	podLabels := dig(job, "spec", "template", "metadata", "labels")
+	for _, sel := range []struct{ what, kind string }{{"the metrics Service", "Service"}, {"the disruption budget", "PodDisruptionBudget"}} {
+		s := dig(objs[sel.kind], "spec", "selector")
+		if ml := dig(s, "matchLabels"); ml != nil {
+			s = ml
+		}
+		if subset(s, podLabels) {
+			t.Errorf("%s selects the migration Job's pod", sel.what)
+		}
+	}
+	if seconds(t, "activeDeadlineSeconds", dig(job, "spec", "activeDeadlineSeconds")) <= 0 {
+		t.Error("the Job has no deadline")
+	}
+}
+
+// TestKubernetesRegionOnce sets another region in a copy of the example
+// overlay's ConfigMap, and nowhere else: KEDA's trigger must follow.
+func TestKubernetesRegionOnce(t *testing.T) {
+	t.Parallel()
+	src := "kubernetes/overlays/example"
+	dir := t.TempDir()
+	abs, err := filepath.Abs("kubernetes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel, err := filepath.Rel(dir, abs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := strings.ReplaceAll(string(b), "../../", filepath.ToSlash(rel)+"/")
+		if e.Name() == "configmap.yaml" {
+			text = strings.ReplaceAll(text, "eu-west-1", "ap-southeast-2")
+		}
+		if err := os.WriteFile(filepath.Join(dir, e.Name()), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	objs := kustomize(t, dir)
+	if got := dig(objs["ScaledObject"], "spec", "triggers", 0, "metadata", "awsRegion"); got != "ap-southeast-2" {
+		t.Errorf("with AWS_REGION ap-southeast-2 in the overlay's ConfigMap, KEDA's trigger reads the queue in %v", got)
 	}
 }
 
@@ -504,6 +776,107 @@ func TestECSTaskDefinition(t *testing.T) {
 	}
 }
 
+// TestECSMigration checks the one-off migration task: pgtrail migrate, as
+// the owner, with the workers' image, settings and logs, and run where the
+// workers run.
+func TestECSMigration(t *testing.T) {
+	t.Parallel()
+	worker := readJSON(t, "ecs/task-definition.json")
+	td := readJSON(t, "ecs/migrate-task-definition.json")
+	run := readJSON(t, "ecs/migrate-run-task.json")
+	svc := readJSON(t, "ecs/service.json")
+	wc, c := dig(worker, "containerDefinitions", 0), dig(td, "containerDefinitions", 0)
+	if len(dig(td, "containerDefinitions").([]any)) != 1 {
+		t.Fatal("the migration task has more than one container")
+	}
+	if got := dig(c, "command"); !equalYAML(got, []any{"migrate"}) {
+		t.Errorf("the migration task runs %v, want [migrate]", got)
+	}
+	if dig(c, "image") != dig(wc, "image") {
+		t.Errorf("the migration task runs %v, the workers %v", dig(c, "image"), dig(wc, "image"))
+	}
+	if dig(td, "taskRoleArn") != nil {
+		t.Error("the migration task has a task role: it talks to PostgreSQL only")
+	}
+	// Its settings are the workers' (PGTRAIL_RETENTION_DAYS becomes the
+	// floor the database enforces for them).
+	env := func(c any) map[string]string {
+		m := map[string]string{}
+		for _, e := range dig(c, "environment").([]any) {
+			m[dig(e, "name").(string)] = dig(e, "value").(string)
+		}
+		return m
+	}
+	we := env(wc)
+	for k, v := range env(c) {
+		if w, ok := we[k]; !ok || w != v {
+			t.Errorf("the migration task sets %s=%s, the workers %q", k, v, w)
+		}
+	}
+	if we["PGTRAIL_MIGRATE"] != "false" {
+		t.Errorf("the workers' PGTRAIL_MIGRATE = %q: with the migration task they do not migrate", we["PGTRAIL_MIGRATE"])
+	}
+	secret := func(c any) string {
+		for _, s := range dig(c, "secrets").([]any) {
+			if dig(s, "name") == "DATABASE_URL" {
+				return dig(s, "valueFrom").(string)
+			}
+		}
+		return ""
+	}
+	if owner := secret(c); !(strings.HasPrefix(owner, "arn:aws:secretsmanager:") || strings.HasPrefix(owner, "arn:aws:ssm:")) || owner == secret(wc) {
+		t.Errorf("the migration task's DATABASE_URL comes from %q, want the owner's secret, not the workers' %q", owner, secret(wc))
+	}
+	for _, k := range []string{"awslogs-group", "awslogs-region"} {
+		if dig(c, "logConfiguration", "options", k) != dig(wc, "logConfiguration", "options", k) {
+			t.Errorf("the migration task logs to another %s than the workers", k)
+		}
+	}
+	if dig(c, "readonlyRootFilesystem") != true || dig(c, "user") != dig(wc, "user") {
+		t.Error("the migration task's container is not read-only and non-root as the workers'")
+	}
+	// run-task starts that task in the workers' cluster and subnets.
+	if dig(run, "taskDefinition") != dig(td, "family") || dig(run, "cluster") != dig(svc, "cluster") {
+		t.Errorf("migrate-run-task.json runs %v in %v, want %v in %v", dig(run, "taskDefinition"), dig(run, "cluster"), dig(td, "family"), dig(svc, "cluster"))
+	}
+	if !equalYAML(dig(run, "networkConfiguration"), dig(svc, "networkConfiguration")) {
+		t.Error("the migration task runs in other subnets or security groups than the workers")
+	}
+}
+
+// TestECSRegionAndImage checks that every region the ECS files name is the
+// workers' AWS_REGION, and that they run the image the Kubernetes files run.
+func TestECSRegionAndImage(t *testing.T) {
+	t.Parallel()
+	td := readJSON(t, "ecs/task-definition.json")
+	var region string
+	for _, e := range dig(td, "containerDefinitions", 0, "environment").([]any) {
+		if dig(e, "name") == "AWS_REGION" {
+			region = dig(e, "value").(string)
+		}
+	}
+	files, err := filepath.Glob("ecs/*.json")
+	if err != nil || len(files) < 6 {
+		t.Fatalf("ecs/*.json: %v, %d files", err, len(files))
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range awsRegion.FindAllString(string(b), -1) {
+			if r != region {
+				t.Errorf("%s names the region %s; the workers' AWS_REGION is %s", f, r, region)
+			}
+		}
+	}
+	for _, f := range []string{"ecs/task-definition.json", "ecs/migrate-task-definition.json"} {
+		if img := dig(readJSON(t, f), "containerDefinitions", 0, "image"); img != exampleImage {
+			t.Errorf("%s runs %v, want %s as every deployment file", f, img, exampleImage)
+		}
+	}
+}
+
 // TestECSInputsValidate runs the AWS CLI on each ECS input against an
 // address where nothing listens: the CLI validates its input against the
 // service's API model before it sends anything, so an unknown or mistyped
@@ -517,10 +890,12 @@ func TestECSInputsValidate(t *testing.T) {
 	}
 	none := filepath.Join(t.TempDir(), "none")
 	for file, cmd := range map[string][]string{
-		"task-definition.json": {"ecs", "register-task-definition"},
-		"service.json":         {"ecs", "create-service"},
-		"scalable-target.json": {"application-autoscaling", "register-scalable-target"},
-		"scaling-policy.json":  {"application-autoscaling", "put-scaling-policy"},
+		"task-definition.json":         {"ecs", "register-task-definition"},
+		"service.json":                 {"ecs", "create-service"},
+		"scalable-target.json":         {"application-autoscaling", "register-scalable-target"},
+		"scaling-policy.json":          {"application-autoscaling", "put-scaling-policy"},
+		"migrate-task-definition.json": {"ecs", "register-task-definition"},
+		"migrate-run-task.json":        {"ecs", "run-task"},
 	} {
 		t.Run(file, func(t *testing.T) {
 			t.Parallel()
@@ -741,7 +1116,10 @@ func TestDockerfile(t *testing.T) {
 	if m := regexp.MustCompile(`(?m)^USER\s+(\S+)`).FindStringSubmatch(final); m == nil || strings.HasPrefix(m[1], "0") || strings.HasPrefix(m[1], "root") {
 		t.Errorf("the pgtrail stage runs as %v, want a numeric non-root user", m)
 	}
-	for _, want := range []string{"CGO_ENABLED=0", "-trimpath", "-X main.version=${VERSION}", "./cmd/pgtrail"} {
+	// Multi-arch images are cross-compiled by the build stage, on the
+	// builder's own platform, for the target's (docs/operations.md).
+	for _, want := range []string{"CGO_ENABLED=0", "-trimpath", "-X main.version=${VERSION}", "./cmd/pgtrail",
+		"FROM --platform=$BUILDPLATFORM", "GOOS=$TARGETOS GOARCH=$TARGETARCH"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("the build lacks %s", want)
 		}
