@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -14,6 +16,8 @@ import (
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"github.com/aws/smithy-go"
+	"go.uber.org/zap"
 )
 
 // queueStatus is one queue's attributes.
@@ -171,4 +175,66 @@ func readOldestAge(ctx context.Context, cw *cloudwatch.Client, queue string, tim
 		}
 	}
 	return oldestAge{}
+}
+
+// queueAttributes is what checkQueue needs from SQS.
+type queueAttributes interface {
+	GetQueueAttributes(ctx context.Context, in *sqs.GetQueueAttributesInput, opts ...func(*sqs.Options)) (*sqs.GetQueueAttributesOutput, error)
+}
+
+// checkQueueTimeout bounds checkQueue, retries and credential look-ups
+// included.
+const checkQueueTimeout = 30 * time.Second
+
+// checkQueue reads the queue's redrive policy once, which proves that there
+// are credentials, that they may read the queue, and that the queue exists
+// in the region: its error names what to fix, the credential chain or
+// SQS_QUEUE_URL. It warns when the queue has no redrive policy, with which
+// a message that cannot be processed would be received again and again.
+func checkQueue(ctx context.Context, creds aws.CredentialsProvider, q queueAttributes, queueURL string, log *zap.Logger) error {
+	ctx, cancel := context.WithTimeout(ctx, checkQueueTimeout)
+	defer cancel()
+	if creds == nil {
+		return errors.New("aws credentials: none configured")
+	}
+	if _, err := creds.Retrieve(ctx); err != nil {
+		return fmt.Errorf("aws credentials: none found in the default chain (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "+
+			"AWS_PROFILE and the shared config files, AWS_WEB_IDENTITY_TOKEN_FILE, the ECS task role, the EC2 instance role): %w", err)
+	}
+	out, err := q.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
+		QueueUrl:       aws.String(queueURL),
+		AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameRedrivePolicy},
+	})
+	if err != nil {
+		var ae smithy.APIError
+		if errors.As(err, &ae) {
+			switch code := ae.ErrorCode(); {
+			case slices.Contains(noQueue, code):
+				return fmt.Errorf("SQS_QUEUE_URL: no queue %s (check the URL and AWS_REGION): %s", queueURL, code)
+			case strings.Contains(code, "AccessDenied") || slices.Contains(refusedCredentials, code):
+				return fmt.Errorf("aws credentials: refused for the queue in SQS_QUEUE_URL %s (%s: %s): check the identity the "+
+					"credential chain found and its policy (deploy/IAM.md)", queueURL, code, ae.ErrorMessage())
+			}
+		}
+		return fmt.Errorf("SQS_QUEUE_URL: cannot read the queue %s: %w", queueURL, err)
+	}
+	if out.Attributes[string(types.QueueAttributeNameRedrivePolicy)] == "" {
+		log.Warn("the queue has no redrive policy: a message that cannot be processed will be received again and again; "+
+			"give the queue a dead-letter queue (maxReceiveCount 5)", zap.String("queue", queueURL))
+	}
+	return nil
+}
+
+// noQueue are the error codes with which SQS says there is no such queue:
+// QueueDoesNotExist, or the query protocol's name for it; InvalidAddress
+// for a URL that is not one of the endpoint's; InvalidParameterValue from
+// goaws, the emulator, for a queue it does not have.
+var noQueue = []string{"QueueDoesNotExist", "AWS.SimpleQueueService.NonExistentQueue", "InvalidAddress",
+	"AWS.SimpleQueueService.InvalidParameterValue"}
+
+// refusedCredentials are the error codes with which AWS refuses the
+// credentials themselves.
+var refusedCredentials = []string{
+	"InvalidClientTokenId", "UnrecognizedClientException", "SignatureDoesNotMatch", "InvalidSignatureException",
+	"ExpiredToken", "ExpiredTokenException", "MissingAuthenticationToken", "IncompleteSignature", "InvalidSecurity",
 }
