@@ -80,13 +80,14 @@ func (p *Processor) Objects(ctx context.Context, messageID string, refs []Object
 func (p *Processor) objectsOf(ctx context.Context, messageID string, refs []ObjectRef, lookup bool) error {
 	if len(refs) == 1 {
 		// CloudTrail names one object a notification: no goroutine.
-		return p.object(ctx, messageID, refs[0], lookup)
+		_, err := p.object(ctx, messageID, refs[0], lookup)
+		return err
 	}
 	var g errgroup.Group
 	errs := make([]error, len(refs))
 	for i, ref := range refs {
 		g.Go(func() error {
-			errs[i] = p.object(ctx, messageID, ref, lookup)
+			_, errs[i] = p.object(ctx, messageID, ref, lookup)
 			return nil
 		})
 	}
@@ -129,33 +130,41 @@ func (s *slot) release() {
 	}
 }
 
+// Object commits one S3 object, as a message's objects are: same
+// allow-list, caps, rejects, retries and object concurrency. It is for
+// sources other than the queue, such as a backfill, which looks objects up
+// in the ledger itself; Object does not. A digest file is skipped.
+func (p *Processor) Object(ctx context.Context, ref ObjectRef) (WriteResult, error) {
+	return p.object(ctx, "", ref, false)
+}
+
 // object commits one S3 object, retrying transient failures.
-func (p *Processor) object(ctx context.Context, messageID string, ref ObjectRef, lookup bool) error {
+func (p *Processor) object(ctx context.Context, messageID string, ref ObjectRef, lookup bool) (WriteResult, error) {
 	p.metrics.objectStarted()
 	defer p.metrics.objectFinished()
 	log := quietOnRedelivery(ctx, p.log).With(zap.String(keyMessageID, messageID), zap.String(keyBucket, ref.Bucket), zap.String(keyKey, ref.Key))
 	if err := p.allow.Check(ref.Bucket, ref.Key); err != nil {
 		err = fmt.Errorf("s3://%s/%s: %w", ref.Bucket, ref.Key, err)
 		log.Error("object refused", zap.Error(err))
-		return err
+		return WriteResult{}, err
 	}
 	if isDigest(ref.Key) {
 		// Digest files prove integrity; they hold no events.
 		log.Debug("digest file skipped")
 		p.metrics.objectDone("digest", WriteResult{})
-		return nil
+		return WriteResult{}, nil
 	}
 	s := &slot{sem: p.objects}
 	defer s.release()
 	if err := s.acquire(ctx); err != nil {
-		return err
+		return WriteResult{}, err
 	}
 	if lookup && p.ledger != nil {
 		done, err := p.ledger.Processed(ctx, ref.Bucket, ref.Key)
 		if err == nil && done {
 			log.Info("object already committed; skipped")
 			p.metrics.objectDone("already_processed", WriteResult{})
-			return nil
+			return WriteResult{}, nil
 		}
 	}
 	var res WriteResult
@@ -176,12 +185,12 @@ func (p *Processor) object(ctx context.Context, messageID string, ref ObjectRef,
 			// the message's own error reports.
 			log.Error("object refused", zap.Error(err))
 		}
-		return err
+		return WriteResult{}, err
 	}
 	p.metrics.objectDone("ok", res)
 	log.Debug("object committed", zap.Int("events", res.Events), zap.Int("inserted", res.Inserted),
 		zap.Int("duplicates", res.Duplicates), zap.Int("rejected", res.Rejected))
-	return nil
+	return res, nil
 }
 
 // fetchAndWrite fetches, decodes and commits one object; s is the object's
