@@ -3,6 +3,7 @@
 //	pgtrail run              consume the SQS queue (the daemon)
 //	pgtrail migrate          apply the database migrations
 //	pgtrail ingest PATH...   read local CloudTrail files and folders
+//	pgtrail backfill ...     load a bucket's history for a range of days
 //	pgtrail retention        drop the day partitions older than PGTRAIL_RETENTION_DAYS
 //	pgtrail status           one screen for the on-call: queue, DLQ, ingest, partitions
 //	pgtrail version          print the version
@@ -44,6 +45,7 @@ commands:
   run              consume the SQS queue in SQS_QUEUE_URL and write events to DATABASE_URL
   migrate          apply the embedded database migrations
   ingest PATH...   read local CloudTrail files (.json, .json.gz) and folders
+  backfill         load a bucket's history for a range of days (-bucket, -from; -dry-run, -enqueue)
   retention        drop the day partitions older than PGTRAIL_RETENTION_DAYS (-dry-run: only show them)
   status           queue and DLQ depth, recent ingest, last object, partitions
   version          print the version
@@ -122,6 +124,7 @@ var commands = map[string]func(context.Context, *app, []string) error{
 	"run":       cmdRun,
 	"migrate":   cmdMigrate,
 	"ingest":    cmdIngest,
+	"backfill":  cmdBackfill,
 	"status":    cmdStatus,
 	"retention": cmdRetention,
 }
