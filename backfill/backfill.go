@@ -565,24 +565,26 @@ func (e *enqueuer) send(ctx context.Context, batch []listed) error {
 			time.Sleep(time.Duration(attempt+1) * 200 * time.Millisecond)
 			continue
 		}
-		for _, ok := range out.Successful {
-			i, _ := strconv.Atoi(aws.ToString(ok.Id))
-			if i >= 0 && i < len(batch) {
-				e.b.done.Add(1)
-				e.b.doneBytes.Add(batch[i].size)
+		// Every entry is either Successful or Failed: what is not Failed
+		// was sent. (goaws, the local SQS, leaves Successful empty.)
+		failed := map[int]sqstypes.BatchResultErrorEntry{}
+		for _, f := range out.Failed {
+			if i, err := strconv.Atoi(aws.ToString(f.Id)); err == nil && i >= 0 && i < len(batch) {
+				failed[i] = f
 			}
 		}
 		var again []listed
-		for _, f := range out.Failed {
-			i, _ := strconv.Atoi(aws.ToString(f.Id))
-			if i < 0 || i >= len(batch) {
-				continue
+		for i, l := range batch {
+			f, bad := failed[i]
+			switch {
+			case !bad:
+				e.b.done.Add(1)
+				e.b.doneBytes.Add(l.size)
+			case attempt >= 4 || f.SenderFault:
+				e.b.fail(l.key, errors.New("enqueue: "+aws.ToString(f.Code)+": "+aws.ToString(f.Message)))
+			default:
+				again = append(again, l)
 			}
-			if attempt >= 4 || f.SenderFault {
-				e.b.fail(batch[i].key, errors.New("enqueue: "+aws.ToString(f.Code)+": "+aws.ToString(f.Message)))
-				continue
-			}
-			again = append(again, batch[i])
 		}
 		batch = again
 	}
