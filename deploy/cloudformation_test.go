@@ -503,8 +503,20 @@ func TestCloudFormationBackfillPolicy(t *testing.T) {
 	for _, st := range stmts {
 		bySid[dig(st, "Sid").(string)] = st
 	}
-	if len(bySid) != 3 {
-		t.Fatalf("backfill statements %v, want ListTheTrailsLogFiles, ReadTheTrailsLogFiles, DecryptTheTrailsLogFilesThroughS3", slices.Sorted(maps.Keys(bySid)))
+	if len(bySid) != 4 {
+		t.Fatalf("backfill statements %v, want DiscoverTheTrailsFolders, ListTheTrailsLogFiles, ReadTheTrailsLogFiles, DecryptTheTrailsLogFilesThroughS3", slices.Sorted(maps.Keys(bySid)))
+	}
+	// Discovery lists folder names only: the delimiter is required.
+	discover := bySid["DiscoverTheTrailsFolders"]
+	if dig(discover, "Action") != "s3:ListBucket" || dig(discover, "Condition", "StringEquals", "s3:delimiter") != "/" {
+		t.Errorf("discovery: %v", discover)
+	}
+	if got, want := dig(discover, "Condition", "StringLike", "s3:prefix"), []any{"*AWSLogs/", "*AWSLogs/*/"}; !equalYAML(got, want) {
+		t.Errorf("discovery is limited to the prefixes %v, want %v", got, want)
+	}
+	// Sending to a queue is there only when a queue is named.
+	if s := newStack(t, tpl, exampleParams, exampleRefs).statements("BackfillEnqueuePolicy"); len(s) != 0 {
+		t.Errorf("without BackfillQueueArn, the role may send: %v", s)
 	}
 	// Reading and decrypting are the workers' statements exactly.
 	for _, st := range worker {
