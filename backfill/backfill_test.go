@@ -343,6 +343,8 @@ func TestLoadExactlyTheRange(t *testing.T) {
 	if got := e.c.get.Load(); got != int64(len(want)) {
 		t.Errorf("first run: %d GetObject, want %d", got, len(want))
 	}
+	t.Logf("loaded %d objects, %d events in %s: %.0f objects/s, %.0f events/s", sum.Done, sum.Events,
+		sum.Elapsed.Round(time.Millisecond), float64(sum.Done)/sum.Elapsed.Seconds(), float64(sum.Events)/sum.Elapsed.Seconds())
 	gotIDs := eventIDs(t, e.pg)
 	if !slices.Equal(gotIDs, wantIDs) {
 		t.Errorf("stored %d events, want the %d of the range's files", len(gotIDs), len(wantIDs))
