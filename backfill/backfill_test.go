@@ -288,10 +288,12 @@ type env struct {
 	s3   *s3.Client
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { return newEnvOf(t, sharedWorld(t)) }
+
+func newEnvOf(t *testing.T, w *world) *env {
 	t.Helper()
 	ctx := context.Background()
-	e := &env{w: sharedWorld(t), c: &counter{}}
+	e := &env{w: w, c: &counter{}}
 	var err error
 	e.pg, err = sink.Open(ctx, sink.Config{URL: pgtest.New(t), MaxConns: 8}, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)))
 	if err != nil {
@@ -419,3 +421,37 @@ func TestEnqueueSendsCloudTrailNotifications(t *testing.T) {
 type mapLedger map[string]bool
 
 func (m mapLedger) Processed(_ context.Context, _, key string) (bool, error) { return m[key], nil }
+
+// TestFailedObjectsAreNamed: an object that cannot be decoded fails alone,
+// named in the summary; the others are loaded.
+func TestFailedObjectsAreNamed(t *testing.T) {
+	ctx := context.Background()
+	s, err := localaws.Shared(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnvOf(t, &world{aws: s})
+	bucket := localaws.UniqueName("broken")
+	if err := e.w.aws.CreateBucket(ctx, bucket); err != nil {
+		t.Fatal(err)
+	}
+	dir := "AWSLogs/555555555555/CloudTrail/us-east-1/2026/03/02/"
+	st := stream{account: "555555555555", kind: "CloudTrail", region: "us-east-1"}
+	files := map[string][]byte{
+		dir + "good.json.gz":   gz(`{"Records":[` + record("ffffffff-0000-0000-0000-000000000001", day(1).Add(time.Hour), st) + `]}`),
+		dir + "broken.json.gz": []byte("\x1f\x8b\x08 not gzip at all"),
+	}
+	for k, b := range files {
+		if _, err := e.w.aws.S3().PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(k), Body: bytes.NewReader(b)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sum, err := backfill.Run(ctx, backfill.Config{Bucket: bucket, From: day(1), To: day(1)},
+		backfill.Deps{S3: e.s3, Ledger: e.pg, Processor: e.proc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Done != 1 || sum.Failed != 1 || len(sum.Failures) != 1 || !strings.Contains(sum.Failures[0], "s3://"+bucket+"/"+dir+"broken.json.gz") {
+		t.Errorf("done %d, failed %d, failures %q", sum.Done, sum.Failed, sum.Failures)
+	}
+}
