@@ -34,9 +34,9 @@ import (
 //   - prefix corp/trail/, an organization trail o-abc123def4 over
 //     333333333333 and 444444444444 (us-east-1, ap-south-1);
 //
-// with a digest file per stream and day beside the log files: 1,185 keys.
+// with a digest file per stream and day beside the log files: 1,057 keys.
 const (
-	perDay     = 8 // log files per stream and day
+	perDay     = 7 // log files per stream and day
 	perInsight = 2 // Insight files per day
 	perFile    = 2 // events per file
 )
@@ -211,6 +211,7 @@ func (noLedger) Processed(context.Context, string, string) (bool, error) { retur
 // TestDryRunListsOnlyTheRange counts the objects of a range, per account
 // and region, with listing calls that grow with the days in range.
 func TestDryRunListsOnlyTheRange(t *testing.T) {
+	t.Parallel()
 	w := sharedWorld(t)
 	ctx := context.Background()
 	for _, tc := range []struct {
@@ -326,6 +327,7 @@ func eventIDs(t *testing.T, pg *sink.Postgres) []string {
 // checks the events are those of the range's files, every one once; a
 // second run finds them all in the ledger and reads no object.
 func TestLoadExactlyTheRange(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
 	cfg := backfill.Config{Bucket: e.w.bucket, Prefix: "corp/trail", From: day(3), To: day(5)}
@@ -369,6 +371,7 @@ func TestLoadExactlyTheRange(t *testing.T) {
 // queue back: one notification per log file not yet stored, in the format
 // the worker parses.
 func TestEnqueueSendsCloudTrailNotifications(t *testing.T) {
+	t.Parallel()
 	w := sharedWorld(t)
 	ctx := context.Background()
 	queueURL, _, err := w.aws.CreateQueue(ctx, localaws.UniqueName("bf"), 30, 3)
@@ -425,6 +428,7 @@ func (m mapLedger) Processed(_ context.Context, _, key string) (bool, error) { r
 // TestFailedObjectsAreNamed: an object that cannot be decoded fails alone,
 // named in the summary; the others are loaded.
 func TestFailedObjectsAreNamed(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s, err := localaws.Shared(ctx)
 	if err != nil {

@@ -47,6 +47,7 @@ func stubClient(url string, rps float64, opts ...func(*s3.Options)) *s3.Client {
 // TestSlowDownIsRetried: a burst of SlowDown, more than the SDK's default
 // three attempts and its retry quota allow, is waited out.
 func TestSlowDownIsRetried(t *testing.T) {
+	t.Parallel()
 	srv, n := s3Stub(t, 5)
 	// The same retryer, with its waits shortened for the test.
 	short := func(o *s3.Options) { o.Retryer = retry.AddWithMaxBackoffDelay(o.Retryer, 5*time.Millisecond) }
@@ -61,6 +62,7 @@ func TestSlowDownIsRetried(t *testing.T) {
 
 // TestRequestRateCap: at 20 requests/s, 30 requests take more than a second.
 func TestRequestRateCap(t *testing.T) {
+	t.Parallel()
 	srv, n := s3Stub(t, 0)
 	c := stubClient(srv.URL, 20)
 	start := time.Now()
