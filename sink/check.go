@@ -6,6 +6,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/pgtrail/pgtrail/internal/retry"
 	"github.com/pgtrail/pgtrail/worker"
 )
 
@@ -67,7 +68,7 @@ func checkObjects(objs []*worker.Object) error {
 			what, name, why = "bucket", o.Bucket, notText(o.Bucket)
 		}
 		if why != "" {
-			return worker.Permanent(fmt.Errorf("postgres: %s %q %s, which PostgreSQL text cannot hold", what, name, why))
+			return retry.Permanent(fmt.Errorf("postgres: %s %q %s, which PostgreSQL text cannot hold", what, name, why))
 		}
 	}
 	return nil

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgtrail/pgtrail/internal/retry"
 	"github.com/pgtrail/pgtrail/sink"
 	"github.com/pgtrail/pgtrail/worker"
 )
@@ -79,7 +80,7 @@ func TestWriteRefusesObjectNamesNotText(t *testing.T) {
 	at := time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
 	for _, key := range []string{"nul\x00.json", "latin1-\xe9.json"} {
 		_, err := pg.Write(ctx, []*worker.Object{buffered("ok", event("ok", at, "ok")), buffered(key, event("x", at, key))})
-		if err == nil || !worker.IsPermanent(err) || strings.Contains(err.Error(), "SQLSTATE") {
+		if err == nil || !retry.IsPermanent(err) || strings.Contains(err.Error(), "SQLSTATE") {
 			t.Errorf("key %q: %v; want a permanent error that is pgtrail's own", key, err)
 		}
 	}

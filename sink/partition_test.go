@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap/zaptest"
 
+	"github.com/pgtrail/pgtrail/internal/retry"
 	"github.com/pgtrail/pgtrail/sink"
 	"github.com/pgtrail/pgtrail/worker"
 )
@@ -146,7 +147,7 @@ func TestWriteRecreatesPartitionDroppedElsewhere(t *testing.T) {
 		t.Fatalf("drop: %v, %v", parts, err)
 	}
 	err = write("e2")
-	if err == nil || worker.IsPermanent(err) {
+	if err == nil || retry.IsPermanent(err) {
 		t.Fatalf("write to a partition dropped elsewhere: %v; want an error worth retrying", err)
 	}
 	if err := write("e2"); err != nil {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgtrail/pgtrail/internal/retry"
 	"github.com/pgtrail/pgtrail/sink"
 	"github.com/pgtrail/pgtrail/worker"
 )
@@ -46,7 +47,7 @@ func writeDays(t *testing.T, pg *sink.Postgres, daysAgo ...int) {
 		}
 		// Retention running meanwhile may drop a partition between its
 		// creation and the insert: the worker retries such errors.
-		if worker.IsPermanent(err) || attempt == 3 {
+		if retry.IsPermanent(err) || attempt == 3 {
 			t.Fatal(err)
 		}
 	}

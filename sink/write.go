@@ -100,7 +100,7 @@ const upsertLedger = `INSERT INTO cloudtrail_objects
 // Write stores every row of objs, and one ledger row per object, in one
 // transaction. An event that PostgreSQL would refuse (check.go), or refuses
 // (refuse.go), for its values is stored as a reject in its place, with the
-// reason. An error is marked worker.Permanent if retrying cannot help
+// reason. An error is marked retry.Permanent if retrying cannot help
 // (errors.go); a decode error from a RowSource is returned as it is.
 // Objects decoded ahead take the buffered path (batch.go); others stream
 // through the staging table.

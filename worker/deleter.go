@@ -9,6 +9,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/pgtrail/pgtrail/internal/retry"
 )
 
 // Deleting finished messages. One DeleteMessage call per message cost more
@@ -123,7 +125,7 @@ func (d *deleter) send(ctx context.Context, batch []*queued[deleteItem]) {
 func entryError(f types.BatchResultErrorEntry) error {
 	err := fmt.Errorf("%s: %s", aws.ToString(f.Code), aws.ToString(f.Message))
 	if f.SenderFault {
-		return Permanent(err)
+		return retry.Permanent(err)
 	}
 	return err
 }

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/pgtrail/pgtrail/internal/retry"
 )
 
 // File commits one local CloudTrail file through the same decode, normalize
@@ -17,16 +19,16 @@ func (p *Processor) File(ctx context.Context, path string) (WriteResult, error) 
 	err := p.backoff.Retry(ctx, func() error {
 		f, err := os.Open(path)
 		if err != nil {
-			return Permanent(err)
+			return retry.Permanent(err)
 		}
 		defer f.Close()
 		st, err := f.Stat()
 		if err != nil {
-			return Permanent(err)
+			return retry.Permanent(err)
 		}
 		r, release, err := p.readSmall(f, st.Size())
 		if err != nil {
-			return Permanent(fmt.Errorf("read %s: %w", path, err))
+			return retry.Permanent(fmt.Errorf("read %s: %w", path, err))
 		}
 		defer release()
 		res, err = p.write(ctx, &Object{Key: path, Size: st.Size()}, r, nil)

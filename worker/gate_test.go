@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/pgtrail/pgtrail/internal/retry"
 	"github.com/pgtrail/pgtrail/worker"
 )
 
@@ -95,9 +96,9 @@ func newOutageWorld(t *testing.T, pinger worker.Pinger, db *outage) *outageWorld
 	cfg := worker.Config{
 		QueueURL: "memory", Pollers: 2, WaitTime: time.Second,
 		VisibilityTimeout: 2 * time.Second, ShutdownGrace: 10 * time.Second,
-		Backoff: worker.Backoff{Base: time.Millisecond, Max: 5 * time.Millisecond, Attempts: 3},
+		Backoff: retry.Backoff{Base: time.Millisecond, Max: 5 * time.Millisecond, Attempts: 3},
 	}
-	cfg.Gate = worker.NewGate(pinger, worker.Backoff{Base: 20 * time.Millisecond, Max: 100 * time.Millisecond}, m, log)
+	cfg.Gate = worker.NewGate(pinger, retry.Backoff{Base: 20 * time.Millisecond, Max: 100 * time.Millisecond}, m, log)
 	proc := worker.NewProcessor(cfg, fake, cfg.Gate.Sink(db), nil, m, log)
 	o.w = worker.New(cfg, o.q, proc, m, log)
 
@@ -264,7 +265,7 @@ func TestGateSharesPings(t *testing.T) {
 	t.Parallel()
 	db := &outage{}
 	db.down.Store(true)
-	g := worker.NewGate(db, worker.Backoff{Base: 20 * time.Millisecond, Max: 100 * time.Millisecond}, nil, zap.NewNop())
+	g := worker.NewGate(db, retry.Backoff{Base: 20 * time.Millisecond, Max: 100 * time.Millisecond}, nil, zap.NewNop())
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	var wg sync.WaitGroup

@@ -19,6 +19,8 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
+
+	"github.com/pgtrail/pgtrail/internal/retry"
 )
 
 // Processor takes objects from storage to the sink: fetch, decode,
@@ -30,7 +32,7 @@ type Processor struct {
 	ledger  Ledger
 	limits  Limits
 	allow   AllowList
-	backoff Backoff
+	backoff retry.Backoff
 	stall   time.Duration
 	log     *zap.Logger
 	metrics *Metrics
@@ -93,7 +95,7 @@ func (p *Processor) objectsOf(ctx context.Context, messageID string, refs []Obje
 	_ = g.Wait()
 	var first error
 	for _, err := range errs {
-		if IsPermanent(err) {
+		if retry.IsPermanent(err) {
 			return err
 		}
 		if first == nil {
@@ -170,7 +172,7 @@ func (p *Processor) object(ctx context.Context, messageID string, ref ObjectRef,
 		log.Warn("object failed; retrying", zap.Int("attempt", attempt), zap.Error(err))
 	})
 	if err != nil {
-		if IsPermanent(err) {
+		if retry.IsPermanent(err) {
 			p.metrics.objectDone("failed", WriteResult{})
 			// Name every object that fails, not only the first one that
 			// the message's own error reports.
@@ -220,7 +222,7 @@ func (p *Processor) fetchAndWrite(ctx context.Context, messageID string, ref Obj
 	defer release()
 	res, err := p.write(ctx, obj, r, s)
 	p.metrics.bytesFetched(body.n)
-	if err != nil && body.err != nil && !IsPermanent(body.err) {
+	if err != nil && body.err != nil && !retry.IsPermanent(body.err) {
 		// The body broke off mid-stream (connection reset, stall): that
 		// is the storage's fault, not the object's, and worth a retry.
 		readErr := body.err
@@ -271,7 +273,7 @@ func (p *Processor) write(ctx context.Context, obj *Object, r io.Reader, s *slot
 		err = dec.Reset(r)
 	}
 	if err != nil {
-		return WriteResult{}, Permanent(fmt.Errorf("decode %s: %w", obj.name(), err))
+		return WriteResult{}, retry.Permanent(fmt.Errorf("decode %s: %w", obj.name(), err))
 	}
 	// The rows of an object decoded whole live in chunks of their own,
 	// given back once its batch is committed (or failed): nothing reads
@@ -369,7 +371,7 @@ func (r *recordRows) Next(row *Row) error {
 		return io.EOF
 	}
 	if err != nil {
-		return Permanent(fmt.Errorf("decode %s: %w", r.obj.name(), err))
+		return retry.Permanent(fmt.Errorf("decode %s: %w", r.obj.name(), err))
 	}
 	return nil
 }
@@ -392,14 +394,14 @@ func classifyS3(err error) error {
 	if errors.As(err, &ae) {
 		switch ae.ErrorCode() {
 		case "NoSuchKey", "NoSuchBucket", "AccessDenied", "InvalidObjectState", "NotFound":
-			return Permanent(err)
+			return retry.Permanent(err)
 		}
 	}
 	var re *smithyhttp.ResponseError
 	if errors.As(err, &re) {
 		switch re.HTTPStatusCode() {
 		case http.StatusNotFound, http.StatusForbidden:
-			return Permanent(err)
+			return retry.Permanent(err)
 		}
 	}
 	return err

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/pgtrail/pgtrail/internal/retry"
 	"github.com/pgtrail/pgtrail/worker"
 )
 
@@ -93,7 +94,7 @@ func TestS3StallIsRetried(t *testing.T) {
 			sink := &countingSink{}
 			cfg := worker.Config{
 				StallTimeout: 200 * time.Millisecond,
-				Backoff:      worker.Backoff{Base: time.Millisecond, Max: time.Millisecond, Attempts: 3},
+				Backoff:      retry.Backoff{Base: time.Millisecond, Max: time.Millisecond, Attempts: 3},
 			}
 			proc := worker.NewProcessor(cfg, fake, sink, nil, nil, zap.New(core))
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

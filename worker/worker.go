@@ -23,6 +23,8 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
+
+	"github.com/pgtrail/pgtrail/internal/retry"
 )
 
 // Log keys.
@@ -73,8 +75,8 @@ type Config struct {
 	Limits Limits
 	// Allow restricts the objects a notification may name.
 	Allow AllowList
-	// Backoff governs retries of transient failures (default DefaultBackoff).
-	Backoff Backoff
+	// Backoff governs retries of transient failures (default retry.DefaultBackoff).
+	Backoff retry.Backoff
 	// Drain makes Run return once a receive finds the queue empty and no
 	// message is being processed: for backfills and demos.
 	Drain bool
@@ -118,7 +120,7 @@ func (c *Config) setDefaults() {
 		c.ShutdownGrace = 30 * time.Second
 	}
 	if c.Backoff.Attempts <= 0 {
-		c.Backoff = DefaultBackoff
+		c.Backoff = retry.DefaultBackoff
 	}
 	if c.StallTimeout <= 0 {
 		c.StallTimeout = 30 * time.Second
@@ -282,7 +284,7 @@ func (w *Worker) poll(ctx context.Context, msgs chan<- types.Message, id int, st
 			failures++
 			w.metrics.receiveFailed()
 			log.Error("receive messages", zap.Error(err), zap.Int("failures", failures))
-			sleep(ctx, w.cfg.Backoff.delay(failures))
+			sleep(ctx, w.cfg.Backoff.Delay(failures))
 			continue
 		}
 		failures = 0
@@ -340,7 +342,7 @@ func (w *Worker) handle(ctx, stopping context.Context, m types.Message) {
 	held := notHeld
 	for {
 		err = w.proc.objectsOf(ctx, id, n.Objects, lookup)
-		if err == nil || IsPermanent(err) || ctx.Err() != nil {
+		if err == nil || retry.IsPermanent(err) || ctx.Err() != nil {
 			break
 		}
 		if held = w.hold(ctx, stopping, log, hb.deadline); held != heldResumed {
@@ -358,7 +360,7 @@ func (w *Worker) handle(ctx, stopping context.Context, m types.Message) {
 		log.Info("shutdown before the message was done; releasing it")
 		w.metrics.failed("shutdown")
 		w.release(log, m)
-	case IsPermanent(err):
+	case retry.IsPermanent(err):
 		permanent.Error("message left for the dead-letter queue", zap.Error(err))
 		w.metrics.failed("permanent")
 		w.release(log, m)
@@ -459,10 +461,10 @@ type AllowList struct {
 // Check returns a permanent error when the object is not allowed.
 func (a AllowList) Check(bucket, key string) error {
 	if len(a.Buckets) > 0 && !slices.Contains(a.Buckets, bucket) {
-		return Permanent(fmt.Errorf("bucket %q is not in the allow-list", bucket))
+		return retry.Permanent(fmt.Errorf("bucket %q is not in the allow-list", bucket))
 	}
 	if len(a.Prefixes) > 0 && !slices.ContainsFunc(a.Prefixes, func(p string) bool { return strings.HasPrefix(key, p) }) {
-		return Permanent(fmt.Errorf("key %q is under no allowed prefix", key))
+		return retry.Permanent(fmt.Errorf("key %q is under no allowed prefix", key))
 	}
 	return nil
 }
