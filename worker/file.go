@@ -9,13 +9,14 @@ import (
 	"strings"
 
 	"github.com/pgtrail/pgtrail/internal/retry"
+	"github.com/pgtrail/pgtrail/sink"
 )
 
 // File commits one local CloudTrail file through the same decode, normalize
 // and write path as an S3 object. Its events carry an empty s3_bucket and
 // the file's path as s3_key. Transient database errors are retried.
-func (p *Processor) File(ctx context.Context, path string) (WriteResult, error) {
-	var res WriteResult
+func (p *Processor) File(ctx context.Context, path string) (sink.WriteResult, error) {
+	var res sink.WriteResult
 	err := p.backoff.Retry(ctx, func() error {
 		f, err := os.Open(path)
 		if err != nil {
@@ -31,7 +32,7 @@ func (p *Processor) File(ctx context.Context, path string) (WriteResult, error) 
 			return retry.Permanent(fmt.Errorf("read %s: %w", path, err))
 		}
 		defer release()
-		res, err = p.write(ctx, &Object{Key: path, Size: st.Size()}, r, nil)
+		res, err = p.write(ctx, &sink.Object{Key: path, Size: st.Size()}, r, nil)
 		return err
 	}, nil)
 	return res, err

@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/pgtrail/pgtrail/internal/retry"
+	"github.com/pgtrail/pgtrail/sink"
 )
 
 // Pinger is what the worker needs to know whether its database can take
@@ -217,10 +218,22 @@ type gatedSink struct {
 	gate *Gate
 }
 
-func (s gatedSink) Write(ctx context.Context, objs []*Object) ([]WriteResult, error) {
-	res, err := s.Sink.Write(ctx, objs)
+func (s gatedSink) WriteBuffered(ctx context.Context, objs []*sink.BufferedObject) ([]sink.WriteResult, error) {
+	res, err := s.Sink.WriteBuffered(ctx, objs)
+	s.check(ctx, err)
+	return res, err
+}
+
+func (s gatedSink) WriteStreamed(ctx context.Context, obj *sink.StreamedObject) (sink.WriteResult, error) {
+	res, err := s.Sink.WriteStreamed(ctx, obj)
+	s.check(ctx, err)
+	return res, err
+}
+
+// check reports err to the gate unless it is permanent or the write was
+// cancelled.
+func (s gatedSink) check(ctx context.Context, err error) {
 	if err != nil && !retry.IsPermanent(err) && ctx.Err() == nil && !errors.Is(err, context.Canceled) {
 		s.gate.suspect()
 	}
-	return res, err
 }

@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/pgtrail/pgtrail/internal/retry"
+	"github.com/pgtrail/pgtrail/sink"
 	"github.com/pgtrail/pgtrail/worker"
 )
 
@@ -45,11 +46,19 @@ func (o *outage) Ping(context.Context) error {
 	return nil
 }
 
-func (o *outage) Write(ctx context.Context, objs []*worker.Object) ([]worker.WriteResult, error) {
+func (o *outage) WriteBuffered(ctx context.Context, objs []*sink.BufferedObject) ([]sink.WriteResult, error) {
+	return sinkFunc(o.write).WriteBuffered(ctx, objs)
+}
+
+func (o *outage) WriteStreamed(ctx context.Context, obj *sink.StreamedObject) (sink.WriteResult, error) {
+	return sinkFunc(o.write).WriteStreamed(ctx, obj)
+}
+
+func (o *outage) write(ctx context.Context, objs []*sink.StreamedObject) ([]sink.WriteResult, error) {
 	if o.down.Load() {
 		return nil, errRefused
 	}
-	return o.sink.Write(ctx, objs)
+	return o.sink.write(ctx, objs)
 }
 
 func (o *outage) events() int {

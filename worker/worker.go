@@ -24,6 +24,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
 
+	"github.com/pgtrail/pgtrail/cloudtrail"
 	"github.com/pgtrail/pgtrail/internal/retry"
 )
 
@@ -50,7 +51,12 @@ type S3 interface {
 	GetObject(ctx context.Context, in *s3.GetObjectInput, opts ...func(*s3.Options)) (*s3.GetObjectOutput, error)
 }
 
-// Config tunes a Worker. Zero values take the defaults noted.
+// Config tunes a Worker. cmd/pgtrail fills every field from its
+// environment, and the defaults operators see are the env tags there
+// (cmd/pgtrail/config.go). The defaults noted below stand in for zero
+// values only so that library callers and tests may leave fields out; they
+// equal the env tags' (TestWorkerConfigComplete keeps them so) and are no
+// second place to change a default.
 type Config struct {
 	QueueURL string
 	// Pollers is the number of concurrent long polls (default 2).
@@ -72,7 +78,7 @@ type Config struct {
 	// released at once.
 	ShutdownGrace time.Duration
 	// Limits bound what one object may cost.
-	Limits Limits
+	Limits cloudtrail.Limits
 	// Allow restricts the objects a notification may name.
 	Allow AllowList
 	// Backoff governs retries of transient failures (default retry.DefaultBackoff).
@@ -91,7 +97,8 @@ type Config struct {
 	Gate *Gate
 }
 
-// WithDefaults returns c with the defaults in place of its zero values.
+// WithDefaults returns c with the defaults in place of its zero values
+// (see Config).
 func (c Config) WithDefaults() Config {
 	c.setDefaults()
 	return c
@@ -341,7 +348,7 @@ func (w *Worker) handle(ctx, stopping context.Context, m types.Message) {
 	lookup := !firstDelivery(m)
 	held := notHeld
 	for {
-		err = w.proc.objectsOf(ctx, id, n.Objects, lookup)
+		err = w.proc.commitEach(ctx, id, n.Objects, lookup)
 		if err == nil || retry.IsPermanent(err) || ctx.Err() != nil {
 			break
 		}
