@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/pgtrail/pgtrail/cloudtrail"
 	"github.com/pgtrail/pgtrail/internal/retry"
 	"github.com/pgtrail/pgtrail/sink"
 )
@@ -56,7 +57,7 @@ func LogFiles(paths []string) ([]string, error) {
 			if err != nil {
 				return err
 			}
-			if d.IsDir() || isDigest(filepath.ToSlash(path)) {
+			if d.IsDir() || cloudtrail.IsDigestKey(filepath.ToSlash(path)) {
 				return nil
 			}
 			if strings.HasSuffix(path, ".json") || strings.HasSuffix(path, ".json.gz") {

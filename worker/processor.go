@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -144,7 +143,7 @@ func (p *Processor) commitObject(ctx context.Context, messageID string, ref Obje
 		log.Error("object refused", zap.Error(err))
 		return err
 	}
-	if isDigest(ref.Key) {
+	if cloudtrail.IsDigestKey(ref.Key) {
 		// Digest files prove integrity; they hold no events.
 		log.Debug("digest file skipped")
 		p.metrics.objectDone("digest", sink.WriteResult{})
@@ -447,9 +446,4 @@ func (w *stallWatch) stop() {
 	if w != nil {
 		w.t.Stop()
 	}
-}
-
-// isDigest reports whether key is a CloudTrail digest file.
-func isDigest(key string) bool {
-	return strings.Contains(key, "/CloudTrail-Digest/")
 }
