@@ -98,15 +98,7 @@ func ParseDigestKey(key string) (DigestKey, error) {
 // String returns the S3 key CloudTrail writes the digest to.
 func (k DigestKey) String() string {
 	var b strings.Builder
-	if k.Prefix != "" {
-		b.WriteString(k.Prefix)
-		b.WriteByte('/')
-	}
-	b.WriteString("AWSLogs/")
-	if k.OrgID != "" {
-		b.WriteString(k.OrgID)
-		b.WriteByte('/')
-	}
+	writeRoot(&b, k.Prefix, k.OrgID)
 	end := k.End.UTC()
 	fmt.Fprintf(&b, "%s/%s/%s/%s/%s_%s_%s_%s_%s_%s",
 		k.AccountID, layoutDigest, k.Region, end.Format("2006/01/02"),

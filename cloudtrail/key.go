@@ -126,15 +126,7 @@ type LogFolder struct {
 // (taken in UTC): [prefix/]AWSLogs/[o-org/]ACCOUNT/CloudTrail/REGION/YYYY/MM/DD/.
 func (f LogFolder) DayPrefix(day time.Time) string {
 	var b strings.Builder
-	if f.Prefix != "" {
-		b.WriteString(f.Prefix)
-		b.WriteByte('/')
-	}
-	b.WriteString("AWSLogs/")
-	if f.OrgID != "" {
-		b.WriteString(f.OrgID)
-		b.WriteByte('/')
-	}
+	writeRoot(&b, f.Prefix, f.OrgID)
 	b.WriteString(f.AccountID)
 	b.WriteByte('/')
 	b.WriteString(layoutLog)
@@ -144,6 +136,20 @@ func (f LogFolder) DayPrefix(day time.Time) string {
 	b.WriteString(day.UTC().Format("2006/01/02"))
 	b.WriteByte('/')
 	return b.String()
+}
+
+// writeRoot writes the start of every key of a trail's files to b:
+// [prefix/]AWSLogs/[org/].
+func writeRoot(b *strings.Builder, prefix, org string) {
+	if prefix != "" {
+		b.WriteString(prefix)
+		b.WriteByte('/')
+	}
+	b.WriteString("AWSLogs/")
+	if org != "" {
+		b.WriteString(org)
+		b.WriteByte('/')
+	}
 }
 
 // DayPrefixes returns DayPrefix for every UTC day from from's to to's,

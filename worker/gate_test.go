@@ -46,14 +46,6 @@ func (o *outage) Ping(context.Context) error {
 	return nil
 }
 
-func (o *outage) WriteBuffered(ctx context.Context, objs []*sink.BufferedObject) ([]sink.WriteResult, error) {
-	return sinkFunc(o.write).WriteBuffered(ctx, objs)
-}
-
-func (o *outage) WriteStreamed(ctx context.Context, obj *sink.StreamedObject) (sink.WriteResult, error) {
-	return sinkFunc(o.write).WriteStreamed(ctx, obj)
-}
-
 func (o *outage) write(ctx context.Context, objs []*sink.StreamedObject) ([]sink.WriteResult, error) {
 	if o.down.Load() {
 		return nil, errRefused
@@ -108,7 +100,7 @@ func newOutageWorld(t *testing.T, pinger worker.Pinger, db *outage) *outageWorld
 		Backoff: retry.Backoff{Base: time.Millisecond, Max: 5 * time.Millisecond, Attempts: 3},
 	}
 	cfg.Gate = worker.NewGate(pinger, retry.Backoff{Base: 20 * time.Millisecond, Max: 100 * time.Millisecond}, m, log)
-	proc := worker.NewProcessor(cfg, fake, cfg.Gate.Sink(db), nil, m, log)
+	proc := worker.NewProcessor(cfg, fake, cfg.Gate.Sink(sinkFunc(db.write)), nil, m, log)
 	o.w = worker.New(cfg, o.q, proc, m, log)
 
 	ctx, cancel := context.WithCancel(context.Background())

@@ -33,14 +33,6 @@ type checkingSink struct {
 	errs    []error // what the checks found (the processor retries a failed write)
 }
 
-func (s *checkingSink) WriteBuffered(ctx context.Context, objs []*sink.BufferedObject) ([]sink.WriteResult, error) {
-	return sinkFunc(s.write).WriteBuffered(ctx, objs)
-}
-
-func (s *checkingSink) WriteStreamed(ctx context.Context, obj *sink.StreamedObject) (sink.WriteResult, error) {
-	return sinkFunc(s.write).WriteStreamed(ctx, obj)
-}
-
 func (s *checkingSink) write(_ context.Context, objs []*sink.StreamedObject) ([]sink.WriteResult, error) {
 	res := make([]sink.WriteResult, len(objs))
 	var rows [][]cloudtrail.Entry
@@ -137,7 +129,7 @@ func TestRecycledRowsIntact(t *testing.T) {
 		}
 		return out, nil
 	}}
-	proc := worker.NewProcessor(worker.Config{ObjectConcurrency: 8}, fake, sink, nil, nil, zaptest.NewLogger(t))
+	proc := worker.NewProcessor(worker.Config{ObjectConcurrency: 8}, fake, sinkFunc(sink.write), nil, nil, zaptest.NewLogger(t))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var g errgroup.Group

@@ -25,14 +25,6 @@ type gatedSink struct {
 	writes atomic.Int32
 }
 
-func (s *gatedSink) WriteBuffered(ctx context.Context, objs []*sink.BufferedObject) ([]sink.WriteResult, error) {
-	return sinkFunc(s.write).WriteBuffered(ctx, objs)
-}
-
-func (s *gatedSink) WriteStreamed(ctx context.Context, obj *sink.StreamedObject) (sink.WriteResult, error) {
-	return sinkFunc(s.write).WriteStreamed(ctx, obj)
-}
-
 func (s *gatedSink) write(ctx context.Context, objs []*sink.StreamedObject) ([]sink.WriteResult, error) {
 	if s.writes.Add(1) == 1 {
 		<-s.gate
@@ -53,7 +45,7 @@ func TestSlotFreedWhileBatchCommits(t *testing.T) {
 		return &s3.GetObjectOutput{Body: io.NopCloser(bytes.NewReader(body)), ContentLength: aws.Int64(int64(len(body)))}, nil
 	}}
 	sink := &gatedSink{gate: make(chan struct{})}
-	proc := worker.NewProcessor(worker.Config{ObjectConcurrency: 1}, fake, sink, nil, nil, zaptest.NewLogger(t))
+	proc := worker.NewProcessor(worker.Config{ObjectConcurrency: 1}, fake, sinkFunc(sink.write), nil, nil, zaptest.NewLogger(t))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 

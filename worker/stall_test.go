@@ -69,14 +69,6 @@ type countingSink struct {
 	events int
 }
 
-func (s *countingSink) WriteBuffered(ctx context.Context, objs []*sink.BufferedObject) ([]sink.WriteResult, error) {
-	return sinkFunc(s.write).WriteBuffered(ctx, objs)
-}
-
-func (s *countingSink) WriteStreamed(ctx context.Context, obj *sink.StreamedObject) (sink.WriteResult, error) {
-	return sinkFunc(s.write).WriteStreamed(ctx, obj)
-}
-
 func (s *countingSink) write(_ context.Context, objs []*sink.StreamedObject) ([]sink.WriteResult, error) {
 	res := make([]sink.WriteResult, len(objs))
 	for i, o := range objs {
@@ -137,7 +129,7 @@ func TestS3StallIsRetried(t *testing.T) {
 				StallTimeout: 200 * time.Millisecond,
 				Backoff:      retry.Backoff{Base: time.Millisecond, Max: time.Millisecond, Attempts: 3},
 			}
-			proc := worker.NewProcessor(cfg, fake, sink, nil, nil, zap.New(core))
+			proc := worker.NewProcessor(cfg, fake, sinkFunc(sink.write), nil, nil, zap.New(core))
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			start := time.Now()
