@@ -45,6 +45,7 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/pgtrail/pgtrail/sink"
 	"github.com/pgtrail/pgtrail/worker"
 )
 
@@ -59,9 +60,9 @@ type Ledger interface {
 	Processed(ctx context.Context, bucket, key string) (bool, error)
 }
 
-// Processor commits one object (worker.Processor).
+// Processor commits one object (worker.Processor.CommitObject).
 type Processor interface {
-	Object(ctx context.Context, ref worker.ObjectRef) (worker.WriteResult, error)
+	CommitObject(ctx context.Context, ref worker.ObjectRef) (sink.WriteResult, error)
 }
 
 // Queue takes notifications for -enqueue (an SQS client).
@@ -420,7 +421,7 @@ func (b *run) handle(ctx context.Context, l listed, enq *enqueuer) error {
 	case enq != nil:
 		return enq.add(ctx, l)
 	}
-	res, err := b.d.Processor.Object(ctx, worker.ObjectRef{Bucket: b.cfg.Bucket, Key: l.key, Size: l.size})
+	res, err := b.d.Processor.CommitObject(ctx, worker.ObjectRef{Bucket: b.cfg.Bucket, Key: l.key, Size: l.size})
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
