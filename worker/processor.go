@@ -130,10 +130,11 @@ func (s *slot) release() {
 }
 
 // object commits one S3 object, retrying transient failures.
-func (p *Processor) object(ctx context.Context, messageID string, ref ObjectRef, lookup bool) error {
+func (p *Processor) object(ctx context.Context, messageID string, ref ObjectRef, lookup bool) (err error) {
 	p.metrics.objectStarted()
 	defer p.metrics.objectFinished()
 	log := quietOnRedelivery(ctx, p.log).With(zap.String(keyMessageID, messageID), zap.String(keyBucket, ref.Bucket), zap.String(keyKey, ref.Key))
+	defer func() { p.recordFailure(ctx, messageID, ref, err, log) }()
 	if err := p.allow.Check(ref.Bucket, ref.Key); err != nil {
 		err = fmt.Errorf("s3://%s/%s: %w", ref.Bucket, ref.Key, err)
 		log.Error("object refused", zap.Error(err))
@@ -159,7 +160,7 @@ func (p *Processor) object(ctx context.Context, messageID string, ref ObjectRef,
 		}
 	}
 	var res WriteResult
-	err := p.backoff.Retry(ctx, func() error {
+	err = p.backoff.Retry(ctx, func() error {
 		if err := s.acquire(ctx); err != nil {
 			return err
 		}
