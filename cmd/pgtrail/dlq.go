@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
@@ -361,9 +362,18 @@ func (q *dlqQueues) moveTask(ctx context.Context, w io.Writer, rate int, timeout
 	}
 	out, err := q.client.StartMessageMoveTask(tctx, in)
 	if err != nil {
-		var ae smithy.APIError
-		if ctx.Err() == nil && errors.As(err, &ae) {
+		// Refused (not a dead-letter queue, no permission for the
+		// task, a region or emulator without it), as against unreachable.
+		var (
+			ae smithy.APIError
+			re *awshttp.ResponseError
+		)
+		switch {
+		case ctx.Err() != nil:
+		case errors.As(err, &ae):
 			return 0, errMoveTaskUnavailable{fmt.Errorf("%s: %s", ae.ErrorCode(), ae.ErrorMessage())}
+		case errors.As(err, &re) && re.HTTPStatusCode() >= 400 && re.HTTPStatusCode() < 500:
+			return 0, errMoveTaskUnavailable{fmt.Errorf("HTTP %d", re.HTTPStatusCode())}
 		}
 		return 0, fmt.Errorf("sqs: start message move task: %w", err)
 	}
