@@ -52,9 +52,24 @@ func cmdDLQ(ctx context.Context, a *app, args []string) error {
 	return exitError(exitUsage)
 }
 
+// dlqSQS is what pgtrail dlq asks of SQS.
+type dlqSQS interface {
+	GetQueueAttributes(ctx context.Context, in *sqs.GetQueueAttributesInput, opts ...func(*sqs.Options)) (*sqs.GetQueueAttributesOutput, error)
+	ReceiveMessage(ctx context.Context, in *sqs.ReceiveMessageInput, opts ...func(*sqs.Options)) (*sqs.ReceiveMessageOutput, error)
+	ChangeMessageVisibility(ctx context.Context, in *sqs.ChangeMessageVisibilityInput, opts ...func(*sqs.Options)) (*sqs.ChangeMessageVisibilityOutput, error)
+	SendMessage(ctx context.Context, in *sqs.SendMessageInput, opts ...func(*sqs.Options)) (*sqs.SendMessageOutput, error)
+	DeleteMessage(ctx context.Context, in *sqs.DeleteMessageInput, opts ...func(*sqs.Options)) (*sqs.DeleteMessageOutput, error)
+	StartMessageMoveTask(ctx context.Context, in *sqs.StartMessageMoveTaskInput, opts ...func(*sqs.Options)) (*sqs.StartMessageMoveTaskOutput, error)
+	ListMessageMoveTasks(ctx context.Context, in *sqs.ListMessageMoveTasksInput, opts ...func(*sqs.Options)) (*sqs.ListMessageMoveTasksOutput, error)
+	CancelMessageMoveTask(ctx context.Context, in *sqs.CancelMessageMoveTaskInput, opts ...func(*sqs.Options)) (*sqs.CancelMessageMoveTaskOutput, error)
+}
+
+// moveTaskPoll is how often redrive asks for a move task's progress.
+var moveTaskPoll = 2 * time.Second
+
 // dlqQueues are the queue and its dead-letter queue.
 type dlqQueues struct {
-	client            *sqs.Client
+	client            dlqSQS
 	sourceURL, dlqURL string
 	sourceARN, dlqARN string
 	visible, inFlight int64 // the dead-letter queue's, at start
@@ -72,9 +87,10 @@ func openDLQ(ctx context.Context, a *app, dlqURL string, timeout time.Duration) 
 	if err != nil {
 		return nil, fmt.Errorf("aws config: %w", err)
 	}
-	q := &dlqQueues{client: sqs.NewFromConfig(awsCfg), sourceURL: a.cfg.QueueURL, dlqURL: dlqURL}
+	client := sqs.NewFromConfig(awsCfg)
+	q := &dlqQueues{client: client, sourceURL: a.cfg.QueueURL, dlqURL: dlqURL}
 	src := &queueStatus{URL: a.cfg.QueueURL}
-	readQueue(ctx, q.client, src, timeout)
+	readQueue(ctx, client, src, timeout)
 	if src.Err != nil {
 		return nil, fmt.Errorf("SQS_QUEUE_URL: %w", src.Err)
 	}
@@ -93,7 +109,7 @@ func openDLQ(ctx context.Context, a *app, dlqURL string, timeout time.Duration) 
 			in.QueueOwnerAWSAccountId = aws.String(account)
 		}
 		tctx, cancel := context.WithTimeout(ctx, timeout)
-		out, err := q.client.GetQueueUrl(tctx, in)
+		out, err := client.GetQueueUrl(tctx, in)
 		cancel()
 		if err != nil {
 			return nil, fmt.Errorf("sqs: get url of the dead-letter queue %s: %w", src.DLQARN, err)
@@ -102,7 +118,7 @@ func openDLQ(ctx context.Context, a *app, dlqURL string, timeout time.Duration) 
 		q.dlqARN = src.DLQARN
 	}
 	d := &queueStatus{URL: q.dlqURL}
-	readQueue(ctx, q.client, d, timeout)
+	readQueue(ctx, client, d, timeout)
 	if d.Err != nil {
 		return nil, d.Err
 	}
@@ -379,7 +395,7 @@ func (q *dlqQueues) moveTask(ctx context.Context, w io.Writer, rate int, timeout
 	}
 	handle := aws.ToString(out.TaskHandle)
 	var moved int64
-	tick := time.NewTicker(2 * time.Second)
+	tick := time.NewTicker(moveTaskPoll)
 	defer tick.Stop()
 	for {
 		select {
