@@ -16,9 +16,9 @@ import (
 	"github.com/pgtrail/pgtrail/internal/localaws"
 )
 
-// TestDLQListAndRedrive sends three poison messages through pgtrail run: one
+// TestDLQListAndRedrive sends four poison messages through pgtrail run: one
 // naming an object that is not gzip, one naming an object that does not
-// exist, one that is no notification. They land in the dead-letter queue;
+// exist, two that are no notification (one of them the fault suite's). They land in the dead-letter queue;
 // dlq list shows each with the error the worker recorded for its object,
 // twice, so without consuming them; dlq redrive moves each back to the
 // queue exactly once (goaws has no StartMessageMoveTask: the fallback).
@@ -47,6 +47,7 @@ func TestDLQListAndRedrive(t *testing.T) {
 		fmt.Sprintf(`{"s3Bucket":%q,"s3ObjectKey":[%q]}`, bucket, brokenKey),
 		fmt.Sprintf(`{"s3Bucket":%q,"s3ObjectKey":[%q]}`, bucket, missingKey),
 		"this is not a notification",
+		`{"hello":"this is not a notification"}`, // the fault suite's poison
 	}
 	for _, b := range bodies {
 		if _, err := stack.SQS().SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(queueURL), MessageBody: aws.String(b)}); err != nil {
@@ -63,7 +64,7 @@ func TestDLQListAndRedrive(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("run -drain: exit %d\n%s", code, stderr)
 	}
-	waitDepth(t, stack, dlqURL, 3)
+	waitDepth(t, stack, dlqURL, len(bodies))
 
 	code, out, stderr := runCommand(t, ctx, env, "dlq", "list", "-n", "10")
 	if code != 0 {
@@ -71,26 +72,26 @@ func TestDLQListAndRedrive(t *testing.T) {
 	}
 	t.Logf("dlq list:\n%s", out)
 	for _, want := range []string{
-		"dead-letter queue " + dlqURL + ": ~3 messages",
+		"dead-letter queue " + dlqURL + ": ~4 messages",
 		"s3://" + bucket + "/" + brokenKey, "gzip",
 		"s3://" + bucket + "/" + missingKey, "NoSuchKey",
-		"(permanent)",
+		"(permanent)", `{\"hello\":\"this is not a notification\"}`,
 		"not a notification pgtrail understands", `"this is not a notification"`,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("dlq list lacks %q", want)
 		}
 	}
-	if n := strings.Count(out, ". message "); n != 3 {
-		t.Errorf("dlq list shows %d messages, want 3", n)
+	if n := strings.Count(out, ". message "); n != 4 {
+		t.Errorf("dlq list shows %d messages, want 4", n)
 	}
 	// Not consumed: all three are visible again at once, and a second
 	// list sees them.
-	if visible, inFlight, err := stack.QueueDepth(ctx, dlqURL); err != nil || visible != 3 || inFlight != 0 {
-		t.Errorf("after dlq list: %d visible, %d in flight, %v; want 3 and 0", visible, inFlight, err)
+	if visible, inFlight, err := stack.QueueDepth(ctx, dlqURL); err != nil || visible != 4 || inFlight != 0 {
+		t.Errorf("after dlq list: %d visible, %d in flight, %v; want 4 and 0", visible, inFlight, err)
 	}
 	code, out, _ = runCommand(t, ctx, env, "dlq", "list", "-n", "1")
-	if code != 0 || strings.Count(out, ". message ") != 1 || !strings.Contains(out, "showing 1 of ~3") {
+	if code != 0 || strings.Count(out, ". message ") != 1 || !strings.Contains(out, "showing 1 of ~4") {
 		t.Errorf("dlq list -n 1: exit %d\n%s", code, out)
 	}
 
@@ -99,7 +100,7 @@ func TestDLQListAndRedrive(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("dlq redrive: exit %d\n%s\n%s", code, out, stderr)
 	}
-	for _, want := range []string{"moving ~3 messages", "SQS cannot move them itself", "moved 3 messages"} {
+	for _, want := range []string{"moving ~4 messages", "SQS cannot move them itself", "moved 4 messages"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("dlq redrive lacks %q", want)
 		}
