@@ -87,3 +87,29 @@ func TestEveryEventColumnHasAComment(t *testing.T) {
 		t.Errorf("cloudtrail_events has %d columns, the test expected 35", n)
 	}
 }
+
+// TestWriterRecordsFailures: the workers' role may record failures, twice
+// for the same object; the reader may read them.
+func TestWriterRecordsFailures(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dbURL := pgtest.New(t)
+	owner := openAs(t, dbURL, sink.Config{})
+	if _, err := owner.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pg := openAs(t, loginRole(t, dbURL, sink.DefaultWriterRole), sink.Config{MaxConns: 2})
+	for range 2 {
+		if err := pg.RecordFailure(ctx, "bucket", "k", "m", errors.New("boom"), true); err != nil {
+			t.Fatalf("RecordFailure as the writer: %v", err)
+		}
+	}
+	got, err := sink.ReadFailures(ctx, loginRole(t, dbURL, sink.DefaultReaderRole),
+		[]sink.ObjectKey{{Bucket: "bucket", Key: "k"}}, 5*time.Second)
+	if err != nil {
+		t.Fatalf("ReadFailures as the reader: %v", err)
+	}
+	if f := got[sink.ObjectKey{Bucket: "bucket", Key: "k"}]; f.Error != "boom" || f.Failures != 2 {
+		t.Errorf("got %+v, want boom twice", f)
+	}
+}
