@@ -39,6 +39,13 @@ func TestHelpNeedsNoDatabaseURL(t *testing.T) {
 			}
 		}
 	}
+	// Help among other arguments is still only help.
+	for _, args := range [][]string{{"ingest", "some/path", "-h"}, {"dlq", "list", "-n", "3", "-h"}, {"retention", "-dry-run", "-h"}} {
+		var stdout, stderr bytes.Buffer
+		if code := Main(context.Background(), args, env, &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), "usage: pgtrail "+args[0]) {
+			t.Errorf("pgtrail %s: exit %d, stdout %q, stderr %q", strings.Join(args, " "), code, stdout.String(), stderr.String())
+		}
+	}
 	// Help with a setting that does not parse still helps.
 	var stdout bytes.Buffer
 	bad := envconfig.MapLookuper(map[string]string{"PGTRAIL_POLLERS": "many"})

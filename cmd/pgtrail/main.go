@@ -96,7 +96,7 @@ func Main(ctx context.Context, args []string, env envconfig.Lookuper, stdout, st
 	if wantsHelp(args) {
 		// Help needs neither DATABASE_URL nor any other setting: the
 		// flags' defaults are shown from the environment where it parses.
-		return showHelp(ctx, run, args, env, stdout)
+		return showHelp(ctx, cmd, run, args, env, stdout)
 	}
 	cfg, err := loadConfig(ctx, env)
 	if err != nil {
@@ -154,21 +154,18 @@ func wantsHelp(args []string) bool {
 
 // showHelp runs the command with -h only, on stdout, with the configuration
 // the environment gives when it is valid and the defaults otherwise.
-func showHelp(ctx context.Context, run func(context.Context, *app, []string) error, args []string, env envconfig.Lookuper, stdout io.Writer) int {
+func showHelp(ctx context.Context, cmd string, run func(context.Context, *app, []string) error, args []string, env envconfig.Lookuper, stdout io.Writer) int {
 	var cfg Config
 	if err := envconfig.ProcessWith(ctx, &envconfig.Config{Target: &cfg, Lookuper: trimmed{env}}); err != nil {
 		cfg = Config{}
 		_ = envconfig.ProcessWith(ctx, &envconfig.Config{Target: &cfg, Lookuper: envconfig.MapLookuper(nil)})
 	}
-	// Subcommands (dlq list) keep the words before the flags.
-	var words []string
-	for _, a := range args {
-		if strings.HasPrefix(a, "-") {
-			break
-		}
-		words = append(words, a)
+	// Only a subcommand (dlq list) is kept: ingest's paths are not.
+	help := []string{"-h"}
+	if cmd == "dlq" && len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		help = []string{args[0], "-h"}
 	}
-	err := run(ctx, &app{cfg: &cfg, log: zap.NewNop(), stdout: stdout, stderr: stdout}, append(words, "-h"))
+	err := run(ctx, &app{cfg: &cfg, log: zap.NewNop(), stdout: stdout, stderr: stdout}, help)
 	var ee exitError
 	switch {
 	case err == nil:
