@@ -14,8 +14,9 @@ type FailureRecorder interface {
 	RecordFailure(ctx context.Context, bucket, key, messageID string, err error, permanent bool) error
 }
 
-// recordFailureTimeout bounds the write of one failure.
-const recordFailureTimeout = 5 * time.Second
+// recordFailureTimeout bounds the write of one failure: short, since the
+// database may be the cause.
+const recordFailureTimeout = 2 * time.Second
 
 // recordFailure stores err for ref when the ledger can, unless the work was
 // only interrupted (shutdown), which is no failure of the object.
