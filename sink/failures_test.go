@@ -8,9 +8,9 @@ import (
 
 	"go.uber.org/zap/zaptest"
 
+	"github.com/pgtrail/pgtrail/cloudtrail"
 	"github.com/pgtrail/pgtrail/internal/pgtest"
 	"github.com/pgtrail/pgtrail/sink"
-	"github.com/pgtrail/pgtrail/worker"
 )
 
 // TestRecordFailureKeepsTheLastError: the last error of each object is
@@ -38,8 +38,8 @@ func TestRecordFailureKeepsTheLastError(t *testing.T) {
 		t.Fatal(err)
 	}
 	// b is committed afterwards.
-	if _, err := pg.Write(ctx, []*worker.Object{{Bucket: "bucket", Key: "b.json.gz", MessageID: "m3",
-		Rows: &rows{items: []worker.Row{event("e1", time.Now().UTC(), "b.json.gz")}}}}); err != nil {
+	if _, err := write(ctx, pg, []*testObject{{Bucket: "bucket", Key: "b.json.gz", MessageID: "m3",
+		Entries: []cloudtrail.Entry{event("e1", time.Now().UTC(), "b.json.gz")}}}); err != nil {
 		t.Fatal(err)
 	}
 

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/pgtrail/pgtrail/internal/retry"
 )
 
 // FailureRecorder stores the last failure of an object, so that the reason
@@ -27,7 +29,7 @@ func (p *Processor) recordFailure(ctx context.Context, messageID string, ref Obj
 	}
 	ctx, cancel := context.WithTimeout(ctx, recordFailureTimeout)
 	defer cancel()
-	if rerr := fr.RecordFailure(ctx, ref.Bucket, ref.Key, messageID, err, IsPermanent(err)); rerr != nil {
+	if rerr := fr.RecordFailure(ctx, ref.Bucket, ref.Key, messageID, err, retry.IsPermanent(err)); rerr != nil {
 		log.Warn("could not record the object's failure", zap.Error(rerr))
 	}
 }
