@@ -242,7 +242,7 @@ func (p *Postgres) ensurePartitions(ctx context.Context, days map[int64]bool) er
 			return fmt.Errorf("postgres: partition for %s: %w", day.Format(time.DateOnly), classify(err))
 		}
 		if created {
-			p.log.Info("partition created", zapDay(day))
+			p.log.Debug("partition created", zapDay(day))
 		}
 		p.mu.Lock()
 		p.days[d] = true

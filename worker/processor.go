@@ -143,10 +143,11 @@ func (p *Processor) CommitObject(ctx context.Context, ref ObjectRef) (sink.Write
 }
 
 // commitObject commits one S3 object, retrying transient failures.
-func (p *Processor) commitObject(ctx context.Context, messageID string, ref ObjectRef, lookup bool) (sink.WriteResult, error) {
+func (p *Processor) commitObject(ctx context.Context, messageID string, ref ObjectRef, lookup bool) (_ sink.WriteResult, err error) {
 	p.metrics.objectStarted()
 	defer p.metrics.objectFinished()
 	log := quietOnRedelivery(ctx, p.log).With(zap.String(keyMessageID, messageID), zap.String(keyBucket, ref.Bucket), zap.String(keyKey, ref.Key))
+	defer func() { p.recordFailure(ctx, messageID, ref, err, log) }()
 	if err := p.allow.Check(ref.Bucket, ref.Key); err != nil {
 		err = fmt.Errorf("s3://%s/%s: %w", ref.Bucket, ref.Key, err)
 		log.Error("object refused", zap.Error(err))
@@ -172,7 +173,7 @@ func (p *Processor) commitObject(ctx context.Context, messageID string, ref Obje
 		}
 	}
 	var res sink.WriteResult
-	err := p.backoff.Retry(ctx, func() error {
+	err = p.backoff.Retry(ctx, func() error {
 		if err := s.acquire(ctx); err != nil {
 			return err
 		}

@@ -19,14 +19,14 @@ func cmdIngest(ctx context.Context, a *app, args []string) error {
 	fs := flag.NewFlagSet("ingest", flag.ContinueOnError)
 	fs.SetOutput(a.stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(a.stderr, "usage: pgtrail ingest PATH...\n\nReads CloudTrail files (.json or .json.gz, gzip detected by content) and folders, recursively.")
+		fmt.Fprintln(a.stderr, "usage: pgtrail ingest PATH...\n\nReads CloudTrail files (.json or .json.gz, gzip detected by content) and folders, recursively,\ninto DATABASE_URL, and prints what it stored. A file that cannot be read is named and\nskipped; the exit status is then 1.")
 	}
-	if err := fs.Parse(args); err != nil {
-		return exitError(2)
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() == 0 {
 		fs.Usage()
-		return exitError(2)
+		return exitError(exitUsage)
 	}
 	files, walkErr := worker.LogFiles(fs.Args())
 	if walkErr != nil {

@@ -24,8 +24,8 @@ func cmdRetention(ctx context.Context, a *app, args []string) error {
 		fmt.Fprintln(a.stderr, "usage: pgtrail retention [-dry-run] [-days N]\n\nDrops the day partitions of cloudtrail_events that lie wholly more than N days back\n(midnight UTC). Rows are never deleted one by one.")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return exitError(2)
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		fs.Usage()

@@ -67,15 +67,20 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(a.stderr)
 	drain := fs.Bool("drain", false, "exit once the queue is empty and nothing is in flight (backfills, demos)")
-	if err := fs.Parse(args); err != nil {
-		return exitError(2)
+	fs.Usage = func() {
+		fmt.Fprint(a.stderr, "usage: pgtrail run [-drain]\n\nThe daemon: consumes the queue in SQS_QUEUE_URL and writes the events of the objects its\nmessages name to DATABASE_URL, until SIGTERM or SIGINT. Serves /metrics, /healthz and\n/readyz on PGTRAIL_HTTP_ADDR. Configuration is read from the environment (see the README).\n\n")
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("run takes no arguments, got %q", fs.Args())
+		fs.Usage()
+		return exitError(exitUsage)
 	}
 	if a.cfg.QueueURL == "" {
 		fmt.Fprintln(a.stderr, "pgtrail: config: SQS_QUEUE_URL: required by run")
-		return exitError(2)
+		return exitError(exitUsage)
 	}
 
 	awsCfg, err := config.LoadDefaultConfig(ctx, config.WithHTTPClient(a.cfg.httpClient()))

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -32,11 +31,8 @@ func cmdStatus(ctx context.Context, a *app, args []string) error {
 		fmt.Fprint(a.stderr, "usage: pgtrail status [-timeout 10s] [-healthz]\n\nPrints the queue, the dead-letter queue and the database at a glance; exits 1 if a part could not be reached.\n\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return exitError(2)
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		fs.Usage()
