@@ -5,6 +5,7 @@
 //	pgtrail ingest PATH...   read local CloudTrail files and folders
 //	pgtrail retention        drop the day partitions older than PGTRAIL_RETENTION_DAYS
 //	pgtrail status           one screen for the on-call: queue, DLQ, ingest, partitions
+//	pgtrail rules ...        test and list the alert rules
 //	pgtrail version          print the version
 //
 // Configuration comes from the environment: see the README.
@@ -46,6 +47,10 @@ commands:
   ingest PATH...   read local CloudTrail files (.json, .json.gz) and folders
   retention        drop the day partitions older than PGTRAIL_RETENTION_DAYS (-dry-run: only show them)
   status           queue and DLQ depth, recent ingest, last object, partitions
+  rules test [-json] RULES PATH...
+                   evaluate Sigma rules on local CloudTrail files and print each match
+  rules list [RULES]
+                   the rules loaded (PGTRAIL_RULES by default) and those refused, with why
   version          print the version
 
 Configuration is read from the environment; see the README.
@@ -71,7 +76,11 @@ func Main(ctx context.Context, args []string, env envconfig.Lookuper, stdout, st
 		fmt.Fprintf(stderr, "pgtrail: unknown command %q\n\n%s", cmd, usage)
 		return 2
 	}
-	cfg, err := loadConfig(ctx, env)
+	load := loadConfig
+	if offline[cmd] {
+		load = parseConfig
+	}
+	cfg, err := load(ctx, env)
 	if err != nil {
 		fmt.Fprintln(stderr, "pgtrail:", strings.ReplaceAll(err.Error(), "\n", "\npgtrail: "))
 		return 2
@@ -125,6 +134,10 @@ var commands = map[string]func(context.Context, *app, []string) error{
 	"status":    cmdStatus,
 	"retention": cmdRetention,
 }
+
+// offline are the commands, registered by their own files, that use no
+// database: DATABASE_URL and the other settings are not checked for them.
+var offline = map[string]bool{}
 
 func newLogger(cfg *Config, w io.Writer) (*zap.Logger, error) {
 	level, err := zapcore.ParseLevel(strings.ToLower(cfg.LogLevel))
