@@ -144,6 +144,7 @@ type dbStatus struct {
 	Rejects        int64 // capped at maxRejectCount+1
 	LastRejectAt   time.Time
 	Partitions     partitions
+	Alerts         *alertStatus // status_alerts.go
 }
 
 type ingestWindow struct {
@@ -405,7 +406,7 @@ WHERE i.inhparent = 'cloudtrail_events'::regclass`).Scan(
 	if err != nil {
 		return fmt.Errorf("postgres: partitions: %w", err)
 	}
-	return nil
+	return st.queryAlerts(ctx, conn)
 }
 
 // scrubPassword removes the DSN's password from err's text.
@@ -515,6 +516,7 @@ func (st *status) print(w io.Writer, cfg *Config) {
 			row("  partitions", "%d daily, %s to %s, %s%s", p.Count, partitionDay(p.Oldest), partitionDay(p.Newest), bytesIEC(p.Bytes), rows)
 		}
 		row("  retention", "%s", st.retention(cfg.RetentionDays))
+		st.printAlerts(row, cfg)
 	}
 }
 
