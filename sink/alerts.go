@@ -80,8 +80,12 @@ const alertRecordset = `jsonb_to_recordset($1::jsonb) AS a(id uuid, rule_id text
 
 // insertAlerts stores alerts whose events this transaction inserted.
 const insertAlerts = `INSERT INTO cloudtrail_alerts (` + alertColumns + `)
-    SELECT ` + alertColumns + ` FROM ` + alertRecordset + `
+    SELECT ` + alertSelect + ` FROM ` + alertRecordset + `
     ON CONFLICT DO NOTHING`
+
+// alertSelect is alertColumns as insertAlerts selects them.
+const alertSelect = `a.id, a.rule_id, a.title, a.level, coalesce(a.tags, '{}'), a.author, a.rule_file, a.event_id,
+    a.event_time, a.event_source, a.event_name, a.aws_region, a.account_id, a.principal_arn, a.source_ip_address`
 
 // alertsJSON encodes alerts as insertAlerts' $1.
 func alertsJSON(alerts []newAlert) ([]byte, error) {
@@ -538,4 +542,29 @@ func (p *Postgres) AlertBacklog(ctx context.Context, destinations []string) (Ale
 		return b, fmt.Errorf("postgres: alert backlog: %w", err)
 	}
 	return b, nil
+}
+
+// eventFacts is what an alert records of its event.
+type eventFacts struct {
+	ID                                string
+	Time                              time.Time
+	Source, Name, Region              string
+	AccountID, PrincipalARN, SourceIP string
+	Record                            []byte
+}
+
+// appendAlerts appends to dst an alert for each rule m matches on the
+// event. The common case, no match, allocates nothing.
+func appendAlerts(dst []newAlert, m Matcher, e *eventFacts) []newAlert {
+	for _, r := range m.Match(e.Source, e.Name, e.Record) {
+		// At the database's precision, as the event is stored.
+		t := e.Time.Truncate(time.Microsecond)
+		dst = append(dst, newAlert{
+			ID: AlertID(r.ID, e.ID, t), RuleID: r.ID, Title: r.Title, Level: r.Level, Tags: r.Tags,
+			Author: r.Author, RuleFile: r.File, EventID: e.ID, EventTime: t, EventSource: e.Source,
+			EventName: e.Name, AWSRegion: e.Region, AccountID: e.AccountID, PrincipalARN: e.PrincipalARN,
+			SourceIP: e.SourceIP,
+		})
+	}
+	return dst
 }
