@@ -41,6 +41,9 @@ func cmdIngest(ctx context.Context, a *app, args []string) error {
 
 	// Files are read concurrently, like a queue's objects, so that small
 	// ones share transactions; each is still committed whole or not at all.
+	// This fan-out and its totals belong in worker, beside Processor.File
+	// (one call from here, as backfill will need the same); they move there
+	// with worker's re-layout.
 	var (
 		mu     sync.Mutex
 		total  worker.WriteResult

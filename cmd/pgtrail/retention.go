@@ -78,22 +78,3 @@ func cmdRetention(ctx context.Context, a *app, args []string) error {
 	}
 	return nil
 }
-
-// startRetention applies PGTRAIL_RETENTION_DAYS in the background, at once
-// and then every hour, until the returned function is called; that function
-// stops it and waits for it. With retention off it does nothing.
-func startRetention(ctx context.Context, a *app, pg *sink.Postgres) (stop func()) {
-	if a.cfg.RetentionDays == 0 {
-		return func() {}
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		pg.RunRetention(ctx, a.cfg.RetentionDays, retentionInterval)
-	}()
-	return func() {
-		cancel()
-		<-done
-	}
-}

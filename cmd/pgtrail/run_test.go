@@ -38,10 +38,11 @@ func TestReadyzSaysWhyNotWho(t *testing.T) {
 	defer pg.Close()
 	w := worker.New(worker.Config{QueueURL: "http://127.0.0.1:1/000000000000/q"}, nil, nil, nil, log)
 	addr := freeAddr(t)
-	srv, err := serveHTTP(addr, prometheus.NewRegistry(), pg, w, log)
+	srv, ln, err := listenHTTP(addr, prometheus.NewRegistry(), pg, w, log)
 	if err != nil {
 		t.Fatal(err)
 	}
+	go srv.Serve(ln) //nolint:errcheck // ends with Close
 	defer srv.Close()
 
 	code, body := get(t, "http://"+addr+"/readyz")

@@ -2,27 +2,15 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
-	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
-	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
-	"github.com/aws/smithy-go"
-	"github.com/jackc/pgx/v5"
-
-	"github.com/pgtrail/pgtrail/migrations"
 	"github.com/pgtrail/pgtrail/sink"
 )
 
@@ -62,7 +50,7 @@ func cmdStatus(ctx context.Context, a *app, args []string) error {
 	if a.cfg.QueueURL != "" {
 		st.Queue, st.DLQ, st.Oldest = readQueues(ctx, a.cfg.QueueURL, *timeout)
 	}
-	st.DB = readDatabase(ctx, a.cfg.DatabaseURL, *timeout)
+	st.DB, st.DBErr = sink.ReadStatus(ctx, a.cfg.DatabaseURL, *timeout)
 
 	st.print(a.stdout, a.cfg)
 	if unreachable := st.unreachable(); len(unreachable) > 0 {
@@ -114,308 +102,8 @@ type status struct {
 	Queue  *queueStatus // nil when SQS_QUEUE_URL is unset
 	DLQ    *queueStatus // nil when the queue has no redrive policy or could not be read
 	Oldest oldestAge
-	DB     dbStatus
-}
-
-// queueStatus is one queue's attributes.
-type queueStatus struct {
-	URL                        string
-	Visible, InFlight, Delayed int64
-	Visibility, Retention      time.Duration
-	MaxReceiveCount            int    // from the redrive policy; 0 without one
-	DLQARN                     string // from the redrive policy
-	Err                        error
-}
-
-// oldestAge is CloudWatch's ApproximateAgeOfOldestMessage of the queue.
-type oldestAge struct {
-	Age time.Duration
-	At  time.Time // the datapoint's time; zero when there is none
-	Err error
-}
-
-// dbStatus is what the database says.
-type dbStatus struct {
-	URL            string // redacted
-	Err            error
-	Schema, Binary int // applied and embedded migration versions
-	Hour, Day      ingestWindow
-	Last           *lastObject
-	Rejects        int64 // capped at maxRejectCount+1
-	LastRejectAt   time.Time
-	Partitions     partitions
-	Alerts         *alertStatus // status_alerts.go
-}
-
-type ingestWindow struct {
-	Objects, Events, Inserted, Duplicates, Rejected int64
-}
-
-type lastObject struct {
-	Bucket, Key                           string
-	ProcessedAt                           time.Time
-	Events, Inserted, Duplicates, Rejects int64
-}
-
-type partitions struct {
-	Count            int64
-	Oldest, Newest   string // partition names
-	Bytes, RowsGuess int64
-}
-
-// maxRejectCount bounds the rows of cloudtrail_rejects that status counts.
-const maxRejectCount = 100000
-
-// readQueues reads the queue, its dead-letter queue and, from CloudWatch,
-// the age of its oldest message.
-func readQueues(ctx context.Context, queueURL string, timeout time.Duration) (q, dlq *queueStatus, oldest oldestAge) {
-	q = &queueStatus{URL: queueURL}
-	awsCfg, err := config.LoadDefaultConfig(ctx)
-	if err != nil {
-		q.Err = fmt.Errorf("aws config: %w", err)
-		return q, nil, oldestAge{Err: q.Err}
-	}
-	client := sqs.NewFromConfig(awsCfg)
-
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		oldest = readOldestAge(ctx, cloudwatch.NewFromConfig(awsCfg, func(o *cloudwatch.Options) { o.RetryMaxAttempts = 1 }),
-			queueName(queueURL), timeout)
-	}()
-	defer func() { <-done }()
-
-	readQueue(ctx, client, q, timeout)
-	if q.Err != nil || q.DLQARN == "" {
-		return q, nil, oldest
-	}
-	dlq = &queueStatus{}
-	name, account, err := parseQueueARN(q.DLQARN)
-	if err != nil {
-		dlq.Err = err
-		return q, dlq, oldest
-	}
-	tctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	in := &sqs.GetQueueUrlInput{QueueName: aws.String(name)}
-	if account != "" {
-		in.QueueOwnerAWSAccountId = aws.String(account)
-	}
-	out, err := client.GetQueueUrl(tctx, in)
-	if err != nil {
-		dlq.URL = q.DLQARN
-		dlq.Err = fmt.Errorf("sqs: get url of %s: %w", q.DLQARN, err)
-		return q, dlq, oldest
-	}
-	dlq.URL = aws.ToString(out.QueueUrl)
-	readQueue(ctx, client, dlq, timeout)
-	return q, dlq, oldest
-}
-
-// readQueue fills q from GetQueueAttributes.
-func readQueue(ctx context.Context, client *sqs.Client, q *queueStatus, timeout time.Duration) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	out, err := client.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
-		QueueUrl: aws.String(q.URL),
-		AttributeNames: []types.QueueAttributeName{
-			types.QueueAttributeNameApproximateNumberOfMessages,
-			types.QueueAttributeNameApproximateNumberOfMessagesNotVisible,
-			types.QueueAttributeNameApproximateNumberOfMessagesDelayed,
-			types.QueueAttributeNameVisibilityTimeout,
-			types.QueueAttributeNameMessageRetentionPeriod,
-			types.QueueAttributeNameRedrivePolicy,
-		},
-	})
-	if err != nil {
-		q.Err = fmt.Errorf("sqs: get attributes of %s: %w", q.URL, err)
-		return
-	}
-	attr := func(name types.QueueAttributeName) int64 {
-		n, _ := strconv.ParseInt(out.Attributes[string(name)], 10, 64)
-		return n
-	}
-	q.Visible = attr(types.QueueAttributeNameApproximateNumberOfMessages)
-	q.InFlight = attr(types.QueueAttributeNameApproximateNumberOfMessagesNotVisible)
-	q.Delayed = attr(types.QueueAttributeNameApproximateNumberOfMessagesDelayed)
-	q.Visibility = time.Duration(attr(types.QueueAttributeNameVisibilityTimeout)) * time.Second
-	q.Retention = time.Duration(attr(types.QueueAttributeNameMessageRetentionPeriod)) * time.Second
-	if raw := out.Attributes[string(types.QueueAttributeNameRedrivePolicy)]; raw != "" {
-		// maxReceiveCount is a number in AWS's answers and a string in
-		// some emulators'.
-		var rp struct {
-			DeadLetterTargetArn string          `json:"deadLetterTargetArn"`
-			MaxReceiveCount     json.RawMessage `json:"maxReceiveCount"`
-		}
-		if err := json.Unmarshal([]byte(raw), &rp); err != nil {
-			q.Err = fmt.Errorf("sqs: redrive policy of %s: %w", q.URL, err)
-			return
-		}
-		q.DLQARN = rp.DeadLetterTargetArn
-		q.MaxReceiveCount, _ = strconv.Atoi(strings.Trim(string(rp.MaxReceiveCount), `"`))
-	}
-}
-
-// parseQueueARN returns the queue name and account of arn:aws:sqs:REGION:ACCOUNT:NAME.
-func parseQueueARN(arn string) (name, account string, err error) {
-	parts := strings.Split(arn, ":")
-	if len(parts) != 6 || parts[0] != "arn" || parts[2] != "sqs" || parts[5] == "" {
-		return "", "", fmt.Errorf("sqs: dead-letter target %q is not a queue ARN", arn)
-	}
-	return parts[5], parts[4], nil
-}
-
-// queueName is the last path segment of a queue URL.
-func queueName(queueURL string) string {
-	return queueURL[strings.LastIndex(queueURL, "/")+1:]
-}
-
-// readOldestAge asks CloudWatch for the latest ApproximateAgeOfOldestMessage
-// of the queue over the last 15 minutes. SQS itself does not expose it, and
-// receiving a message to look at it would count towards its moves to the
-// dead-letter queue.
-func readOldestAge(ctx context.Context, cw *cloudwatch.Client, queue string, timeout time.Duration) oldestAge {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	end := time.Now().Truncate(time.Minute).Add(time.Minute)
-	out, err := cw.GetMetricData(ctx, &cloudwatch.GetMetricDataInput{
-		StartTime: aws.Time(end.Add(-15 * time.Minute)),
-		EndTime:   aws.Time(end),
-		ScanBy:    cwtypes.ScanByTimestampDescending,
-		MetricDataQueries: []cwtypes.MetricDataQuery{{
-			Id: aws.String("age"),
-			MetricStat: &cwtypes.MetricStat{
-				Metric: &cwtypes.Metric{
-					Namespace:  aws.String("AWS/SQS"),
-					MetricName: aws.String("ApproximateAgeOfOldestMessage"),
-					Dimensions: []cwtypes.Dimension{{Name: aws.String("QueueName"), Value: aws.String(queue)}},
-				},
-				Period: aws.Int32(60),
-				Stat:   aws.String("Maximum"),
-			},
-		}},
-	})
-	if err != nil {
-		return oldestAge{Err: fmt.Errorf("cloudwatch: %w", err)}
-	}
-	for _, r := range out.MetricDataResults {
-		if len(r.Values) > 0 && len(r.Timestamps) > 0 {
-			return oldestAge{Age: time.Duration(r.Values[0] * float64(time.Second)), At: r.Timestamps[0]}
-		}
-	}
-	return oldestAge{}
-}
-
-// readDatabase reads the ledger, the rejects and the partitions over one
-// read-only connection. Every query uses an index or the catalog: the events
-// table itself is never scanned.
-func readDatabase(ctx context.Context, dsn string, timeout time.Duration) (st dbStatus) {
-	st.URL = sink.Redact(dsn)
-	if all, err := migrations.All(); err == nil && len(all) > 0 {
-		st.Binary = all[len(all)-1].Version
-	}
-	cc, err := pgx.ParseConfig(dsn)
-	if err != nil {
-		st.Err = scrubPassword(fmt.Errorf("postgres: parse DATABASE_URL: %w", err), dsn)
-		return st
-	}
-	cc.ConnectTimeout = timeout
-	cc.RuntimeParams["application_name"] = "pgtrail status"
-	cc.RuntimeParams["default_transaction_read_only"] = "on"
-	cc.RuntimeParams["statement_timeout"] = strconv.FormatInt(timeout.Milliseconds(), 10)
-
-	ctx, cancel := context.WithTimeout(ctx, 3*timeout)
-	defer cancel()
-	conn, err := pgx.ConnectConfig(ctx, cc)
-	if err != nil {
-		st.Err = scrubPassword(fmt.Errorf("postgres: connect: %w", err), dsn)
-		return st
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	if err := st.query(ctx, conn); err != nil {
-		st.Err = scrubPassword(err, dsn)
-	}
-	return st
-}
-
-// query runs the status queries on conn.
-func (st *dbStatus) query(ctx context.Context, conn *pgx.Conn) error {
-	var migrated bool
-	if err := conn.QueryRow(ctx, `SELECT to_regclass('pgtrail_schema_migrations') IS NOT NULL`).Scan(&migrated); err != nil {
-		return fmt.Errorf("postgres: %w", err)
-	}
-	if !migrated {
-		return nil // Schema stays 0: print says so.
-	}
-	if err := conn.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM pgtrail_schema_migrations`).Scan(&st.Schema); err != nil {
-		return fmt.Errorf("postgres: schema version: %w", err)
-	}
-	if st.Schema == 0 {
-		return nil
-	}
-
-	// The processed_at index bounds this to the last day's objects.
-	err := conn.QueryRow(ctx, `
-SELECT count(*) FILTER (WHERE processed_at > now() - interval '1 hour'),
-       coalesce(sum(events)     FILTER (WHERE processed_at > now() - interval '1 hour'), 0),
-       coalesce(sum(inserted)   FILTER (WHERE processed_at > now() - interval '1 hour'), 0),
-       coalesce(sum(duplicates) FILTER (WHERE processed_at > now() - interval '1 hour'), 0),
-       coalesce(sum(rejected)   FILTER (WHERE processed_at > now() - interval '1 hour'), 0),
-       count(*), coalesce(sum(events), 0), coalesce(sum(inserted), 0),
-       coalesce(sum(duplicates), 0), coalesce(sum(rejected), 0)
-FROM cloudtrail_objects
-WHERE processed_at > now() - interval '1 day'`).Scan(
-		&st.Hour.Objects, &st.Hour.Events, &st.Hour.Inserted, &st.Hour.Duplicates, &st.Hour.Rejected,
-		&st.Day.Objects, &st.Day.Events, &st.Day.Inserted, &st.Day.Duplicates, &st.Day.Rejected)
-	if err != nil {
-		return fmt.Errorf("postgres: ingested: %w", err)
-	}
-
-	var last lastObject
-	err = conn.QueryRow(ctx, `
-SELECT s3_bucket, s3_key, processed_at, events, inserted, duplicates, rejected
-FROM cloudtrail_objects ORDER BY processed_at DESC LIMIT 1`).Scan(
-		&last.Bucket, &last.Key, &last.ProcessedAt, &last.Events, &last.Inserted, &last.Duplicates, &last.Rejects)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-	case err != nil:
-		return fmt.Errorf("postgres: last object: %w", err)
-	default:
-		st.Last = &last
-	}
-
-	// Rejects are rare by design; the count stops early if they are not.
-	err = conn.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM cloudtrail_rejects LIMIT $1) r`, maxRejectCount+1).Scan(&st.Rejects)
-	if err != nil {
-		return fmt.Errorf("postgres: rejects: %w", err)
-	}
-	if st.Rejects > 0 {
-		err = conn.QueryRow(ctx, `SELECT rejected_at FROM cloudtrail_rejects ORDER BY id DESC LIMIT 1`).Scan(&st.LastRejectAt)
-		if err != nil {
-			return fmt.Errorf("postgres: latest reject: %w", err)
-		}
-	}
-
-	err = conn.QueryRow(ctx, `
-SELECT count(*), coalesce(min(c.relname), ''), coalesce(max(c.relname), ''),
-       coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint,
-       coalesce(sum(greatest(c.reltuples, 0)), 0)::bigint
-FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-WHERE i.inhparent = 'cloudtrail_events'::regclass`).Scan(
-		&st.Partitions.Count, &st.Partitions.Oldest, &st.Partitions.Newest, &st.Partitions.Bytes, &st.Partitions.RowsGuess)
-	if err != nil {
-		return fmt.Errorf("postgres: partitions: %w", err)
-	}
-	return st.queryAlerts(ctx, conn)
-}
-
-// scrubPassword removes the DSN's password from err's text.
-func scrubPassword(err error, dsn string) error {
-	cc, perr := pgx.ParseConfig(dsn)
-	if perr != nil || cc.Password == "" || !strings.Contains(err.Error(), cc.Password) {
-		return err
-	}
-	return errors.New(strings.ReplaceAll(err.Error(), cc.Password, "xxxxx"))
+	DB     sink.Status
+	DBErr  error // the database could not be read (DB holds what was)
 }
 
 // unreachable names the parts that could not be read.
@@ -427,7 +115,7 @@ func (st *status) unreachable() []string {
 	if st.DLQ != nil && st.DLQ.Err != nil {
 		out = append(out, "the dead-letter queue")
 	}
-	if st.DB.Err != nil {
+	if st.DBErr != nil {
 		out = append(out, "the database")
 	}
 	return out
@@ -476,8 +164,8 @@ func (st *status) print(w io.Writer, cfg *Config) {
 	db := st.DB
 	row("database", "%s", db.URL)
 	switch {
-	case db.Err != nil:
-		row("", "COULD NOT READ: %v", db.Err)
+	case st.DBErr != nil:
+		row("", "COULD NOT READ: %v", st.DBErr)
 	case db.Schema == 0:
 		row("  schema", "not migrated: run pgtrail migrate (or pgtrail run with PGTRAIL_MIGRATE=true)")
 	default:
@@ -489,8 +177,8 @@ func (st *status) print(w io.Writer, cfg *Config) {
 			note = fmt.Sprintf(" (this binary knows only %d: it is older than the schema)", db.Binary)
 		}
 		row("  schema", "version %d%s", db.Schema, note)
-		row("  last hour", "%s", db.Hour)
-		row("  last day", "%s", db.Day)
+		row("  last hour", "%s", window(db.Hour))
+		row("  last day", "%s", window(db.Day))
 		if l := db.Last; l != nil {
 			row("  last object", "s3://%s/%s", l.Bucket, l.Key)
 			row("", "at %s (%s ago): %d events, %d new, %d duplicates, %d rejected",
@@ -501,8 +189,8 @@ func (st *status) print(w io.Writer, cfg *Config) {
 		switch {
 		case db.Rejects == 0:
 			row("  rejects", "none")
-		case db.Rejects > maxRejectCount:
-			row("  rejects", "more than %d, the latest at %s (see cloudtrail_rejects)", maxRejectCount, db.LastRejectAt.UTC().Format(time.RFC3339))
+		case db.Rejects > sink.StatusRejectLimit:
+			row("  rejects", "more than %d, the latest at %s (see cloudtrail_rejects)", sink.StatusRejectLimit, db.LastRejectAt.UTC().Format(time.RFC3339))
 		default:
 			row("  rejects", "%d, the latest at %s (see cloudtrail_rejects)", db.Rejects, db.LastRejectAt.UTC().Format(time.RFC3339))
 		}
@@ -535,64 +223,11 @@ func (st *status) retention(days int) string {
 	return s
 }
 
-// String summarizes an ingest window.
-func (w ingestWindow) String() string {
+// window summarizes an ingest window.
+func window(w sink.IngestWindow) string {
 	if w.Objects == 0 {
 		return "no object processed"
 	}
 	return fmt.Sprintf("%d events from %d objects: %d new, %d duplicates, %d rejected",
 		w.Events, w.Objects, w.Inserted, w.Duplicates, w.Rejected)
-}
-
-// partitionDay turns cloudtrail_events_YYYYMMDD into YYYY-MM-DD, and leaves
-// other names as they are.
-func partitionDay(name string) string {
-	if t, err := time.Parse("20060102", strings.TrimPrefix(name, "cloudtrail_events_")); err == nil {
-		return t.Format(time.DateOnly)
-	}
-	return name
-}
-
-// short prints a duration in its largest whole unit: 4d, 1h, 5m, 30s.
-func short(d time.Duration) string {
-	for _, u := range []struct {
-		d    time.Duration
-		name string
-	}{{24 * time.Hour, "d"}, {time.Hour, "h"}, {time.Minute, "m"}, {time.Second, "s"}} {
-		if d >= u.d && d%u.d == 0 {
-			return fmt.Sprintf("%d%s", d/u.d, u.name)
-		}
-	}
-	return d.String()
-}
-
-// bytesIEC prints n in B, KiB, MiB, GiB or TiB.
-func bytesIEC(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit && exp < 3; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGT"[exp])
-}
-
-// shortErr is the service's error code and message when AWS answered with
-// one, else the start of the error's first line.
-func shortErr(err error) string {
-	var ae smithy.APIError
-	if errors.As(err, &ae) && ae.ErrorCode() != "" {
-		return ae.ErrorCode() + ": " + ae.ErrorMessage()
-	}
-	s := err.Error()
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[:i]
-	}
-	if len(s) > 120 {
-		s = s[:120] + "…"
-	}
-	return s
 }
