@@ -9,7 +9,7 @@ import (
 
 // TestDaemonRelayOutlivesTheDrain: on SIGTERM the alert relay goes on
 // while the consumer drains (its last writes may raise alerts), and stops
-// after it and retention, before the HTTP server.
+// after it, before the HTTP server.
 func TestDaemonRelayOutlivesTheDrain(t *testing.T) {
 	t.Parallel()
 	var s stops
@@ -39,7 +39,10 @@ func TestDaemonRelayOutlivesTheDrain(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Errorf("run: %v", err)
 	}
-	if got, want := s.listWithHTTP(), []string{"consumer", "retention", "relay", "http"}; !slices.Equal(got, want) {
-		t.Errorf("stopped %q, want %q", got, want)
+	// Retention's work stops at SIGTERM itself; the relay's does not.
+	got := s.listWithHTTP()
+	got = slices.DeleteFunc(got, func(s string) bool { return s == "retention" })
+	if want := []string{"consumer", "relay", "http"}; !slices.Equal(got, want) {
+		t.Errorf("stopped %q, want %q (retention aside)", got, want)
 	}
 }
