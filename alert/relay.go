@@ -53,7 +53,7 @@ func (c Config) WithDefaults() Config {
 		}
 	}
 	def(&c.Poll, 2*time.Second)
-	def(&c.Lease, 2*time.Minute)
+	def(&c.Lease, 30*time.Second)
 	def(&c.Timeout, 10*time.Second)
 	def(&c.RetryBase, 5*time.Second)
 	def(&c.RetryMax, 10*time.Minute)
