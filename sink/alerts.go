@@ -5,10 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/pgtrail/pgtrail/worker"
 )
 
 // Alerts (migrations/0009_alerts.sql). The write path stores, in the
@@ -87,8 +90,11 @@ const insertAlerts = `INSERT INTO cloudtrail_alerts (` + alertColumns + `)
 const alertSelect = `a.id, a.rule_id, a.title, a.level, coalesce(a.tags, '{}'), a.author, a.rule_file, a.event_id,
     a.event_time, a.event_source, a.event_name, a.aws_region, a.account_id, a.principal_arn, a.source_ip_address`
 
-// alertsJSON encodes alerts as insertAlerts' $1.
+// alertsJSON encodes alerts as insertAlerts' $1; nil for none.
 func alertsJSON(alerts []newAlert) ([]byte, error) {
+	if len(alerts) == 0 {
+		return nil, nil
+	}
 	b, err := json.Marshal(alerts)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: encode alerts: %w", err)
@@ -568,3 +574,85 @@ func appendAlerts(dst []newAlert, m Matcher, e *eventFacts) []newAlert {
 	}
 	return dst
 }
+
+// SetMatcher makes every write evaluate m on each event it inserts and
+// store the alerts it raises with the event, in the same transaction; nil
+// raises none. Call it before the first write.
+//
+// The sink takes a Matcher rather than a rule set so that it depends on no
+// rules engine: alert.Rules adapts package sigma's.
+func (p *Postgres) SetMatcher(m Matcher) { p.matcher = m }
+
+// factsOf is what an alert records of e.
+func factsOf(e *worker.Event) *eventFacts {
+	account := e.RecipientAccountID
+	if account == "" {
+		account = e.UserIdentityAccountID
+	}
+	return &eventFacts{
+		ID: e.EventID, Time: e.EventTime, Source: e.EventSource, Name: e.EventName, Region: e.AWSRegion,
+		AccountID: account, PrincipalARN: e.UserIdentityARN, SourceIP: e.SourceIPAddress, Record: e.Record,
+	}
+}
+
+// matchAll evaluates the matcher on the buffered path's events, before its
+// transaction; it returns the alerts of those that match, nil for none.
+func (p *Postgres) matchAll(evs []*worker.Event) map[*worker.Event][]newAlert {
+	if p.matcher == nil {
+		return nil
+	}
+	var hits map[*worker.Event][]newAlert
+	for _, e := range evs {
+		if a := appendAlerts(nil, p.matcher, factsOf(e)); len(a) > 0 {
+			if hits == nil {
+				hits = map[*worker.Event][]newAlert{}
+			}
+			hits[e] = a
+		}
+	}
+	return hits
+}
+
+// alertsOf returns as insertAlerts' $1 the alerts of evs; nil for none.
+func alertsOf(evs []*worker.Event, hits map[*worker.Event][]newAlert) ([]byte, error) {
+	if len(hits) == 0 {
+		return nil, nil
+	}
+	var alerts []newAlert
+	for _, e := range evs {
+		alerts = append(alerts, hits[e]...)
+	}
+	return alertsJSON(alerts)
+}
+
+// The staged path's insert (insertEvents) returns the keys of the events it
+// inserted, and a second data-modifying CTE stores the alerts of those
+// events, and only of those: a staged event that was stored already (ON
+// CONFLICT DO NOTHING) raises none.
+const (
+	insertReturning = "RETURNING s3_bucket, s3_key\n)"
+	alertingCTE     = `RETURNING s3_bucket, s3_key, event_id, event_time
+), alerted AS (
+    INSERT INTO cloudtrail_alerts (` + alertColumns + `)
+    SELECT ` + alertSelect + ` FROM ` + alertRecordset + `
+    WHERE EXISTS (SELECT 1 FROM ins WHERE ins.event_id = a.event_id AND ins.event_time = a.event_time)
+    ON CONFLICT DO NOTHING
+)`
+)
+
+// insertingAlerts returns insert, the staged path's insert statement, with
+// the CTE that stores the alerts in $1 of the events it inserts.
+func insertingAlerts(insert string) string {
+	if !strings.Contains(insert, insertReturning) {
+		panic("sink: the staged insert no longer ends its CTE with " + insertReturning)
+	}
+	return strings.Replace(insert, insertReturning, alertingCTE, 1)
+}
+
+// insertStagedAlerts stores the alerts in $1 of the staged events that
+// insertEach inserted (refuse.go): those neither refused nor found stored.
+const insertStagedAlerts = `INSERT INTO cloudtrail_alerts (` + alertColumns + `)
+    SELECT ` + alertSelect + ` FROM ` + alertRecordset + `
+    WHERE EXISTS (SELECT 1 FROM pgtrail_staging s WHERE s.reason IS NULL AND NOT s.dup
+                  AND s.event_id = a.event_id AND s.event_time = a.event_time)
+    ON CONFLICT DO NOTHING`

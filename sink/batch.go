@@ -114,6 +114,7 @@ func (p *Postgres) writeBuffered(ctx context.Context, objs []*worker.Object, buf
 	if err := p.ensurePartitions(ctx, days); err != nil {
 		return nil, err
 	}
+	hits := p.matchAll(evs)
 	jsonb, err := p.recordJSONB(ctx)
 	if err != nil {
 		return nil, err
@@ -123,10 +124,10 @@ func (p *Postgres) writeBuffered(ctx context.Context, objs []*worker.Object, buf
 	if p.clean.Load() >= probeAfter {
 		probe = probeNone
 	}
-	err = p.copyBatch(ctx, objs, res, evs, owner, rejects, probe, jsonb)
+	err = p.copyBatch(ctx, objs, res, evs, owner, rejects, probe, jsonb, hits)
 	if errors.Is(err, errConflict) {
 		p.clean.Store(0)
-		err = p.copyBatch(ctx, objs, res, evs, owner, rejects, probeAll, jsonb)
+		err = p.copyBatch(ctx, objs, res, evs, owner, rejects, probeAll, jsonb, hits)
 	}
 	if errors.Is(err, errConflict) || errors.Is(err, errRefused) {
 		// Another writer got there first, or PostgreSQL refused a value:
@@ -156,9 +157,10 @@ const (
 )
 
 // copyBatch is one transaction of the buffered path. It fills res's
-// Inserted and Duplicates.
+// Inserted and Duplicates, and stores the alerts (hits) of the events it
+// inserted.
 func (p *Postgres) copyBatch(ctx context.Context, objs []*worker.Object, res []worker.WriteResult,
-	evs []*worker.Event, owner []int32, rejects []*worker.Reject, probe int, jsonb bool,
+	evs []*worker.Event, owner []int32, rejects []*worker.Reject, probe int, jsonb bool, hits map[*worker.Event][]newAlert,
 ) error {
 	tx, err := p.pool.Begin(ctx)
 	if err != nil {
@@ -247,6 +249,13 @@ func (p *Postgres) copyBatch(ctx context.Context, objs []*worker.Object, res []w
 	}
 
 	batch := &pgx.Batch{}
+	// The COPY inserted every event of evs, or failed: their alerts are
+	// the batch's.
+	if alerts, err := alertsOf(evs, hits); err != nil {
+		return err
+	} else if alerts != nil {
+		batch.Queue(insertAlerts, alerts)
+	}
 	for _, r := range rejects {
 		batch.Queue(insertReject, r.S3Bucket, r.S3Key, r.Index, r.Reason, r.Raw)
 	}
