@@ -184,8 +184,13 @@ func openSink(ctx context.Context, e *app) (*sink.Postgres, error) {
 }
 
 // openMigrated is openSink followed, unless PGTRAIL_MIGRATE=false, by the
-// migrations: what the commands that write need.
+// migrations, with the alert rules of PGTRAIL_RULES set: what the commands
+// that write need, so that every write path raises alerts alike.
 func openMigrated(ctx context.Context, a *app) (*sink.Postgres, error) {
+	rules, err := loadRules(a)
+	if err != nil {
+		return nil, err
+	}
 	pg, err := openSink(ctx, a)
 	if err != nil {
 		return nil, err
@@ -195,6 +200,9 @@ func openMigrated(ctx context.Context, a *app) (*sink.Postgres, error) {
 			pg.Close()
 			return nil, err
 		}
+	}
+	if rules != nil {
+		pg.SetMatcher(rules)
 	}
 	return pg, nil
 }
