@@ -2,7 +2,6 @@ package alert
 
 import (
 	"context"
-	"errors"
 	"math/rand/v2"
 	"slices"
 	"time"
@@ -179,44 +178,47 @@ func (r *Relay) Once(ctx context.Context) (int, error) {
 
 // deliver sends each message to the destinations it was not delivered to,
 // and records the outcomes. A destination that fails is not tried again in
-// this batch: its other messages wait with the same backoff.
+// this batch, nor once the batch's time is up: its other messages wait as
+// long as the failed one, and since they were not tried, their attempts do
+// not grow.
 func (r *Relay) deliver(ctx context.Context, msgs []*Message, done [][]string, attempts []int) error {
 	if len(msgs) == 0 {
 		return nil
 	}
 	dctx, cancel := context.WithTimeout(ctx, r.cfg.Lease/2)
 	defer cancel()
-	down := map[string]string{}
+	down := map[string]bool{}
 	outs := make([]sink.Outcome, 0, len(msgs))
 	for i, m := range msgs {
 		out := sink.Outcome{ID: m.ID, Summary: m.Summary != nil, Settled: true}
+		failed := false
 		for _, d := range r.dests {
 			name := d.Name()
 			if slices.Contains(done[i], name) {
 				continue
 			}
-			var msg string
-			if why, ok := down[name]; ok {
-				msg = "not tried: " + why
-			} else if err := r.send(dctx, d, m); err != nil {
-				msg = err.Error()
-				down[name] = msg
-				r.m.deliveries.WithLabelValues(name, "failed").Inc()
-				r.log.Warn("alert delivery failed; it will be tried again", zap.String("destination", name),
-					zap.String("alert_id", m.ID), zap.String("rule_id", m.RuleID()), zap.Error(err))
-			} else {
+			if down[name] || dctx.Err() != nil {
+				out.Settled = false // not tried: no attempt to record
+				continue
+			}
+			err := r.send(dctx, d, m)
+			if err == nil {
 				r.m.deliveries.WithLabelValues(name, "delivered").Inc()
+				out.Attempts = append(out.Attempts, sink.Attempt{Destination: name})
+				continue
 			}
-			if msg != "" {
-				out.Settled = false
-			}
-			// A delivery that was not tried is not recorded as an attempt.
-			if !(msg != "" && dctx.Err() != nil && ctx.Err() != nil) {
-				out.Attempts = append(out.Attempts, sink.Attempt{Destination: name, Err: msg})
-			}
+			out.Settled, failed, down[name] = false, true, true
+			out.Attempts = append(out.Attempts, sink.Attempt{Destination: name, Err: err.Error()})
+			r.m.deliveries.WithLabelValues(name, "failed").Inc()
+			r.log.Warn("alert delivery failed; it will be tried again", zap.String("destination", name),
+				zap.String("alert_id", m.ID), zap.String("rule_id", m.RuleID()), zap.Error(err))
 		}
 		if !out.Settled {
-			out.NextAttempt = time.Now().Add(r.delay(attempts[i] + 1))
+			n := max(attempts[i], 1)
+			if failed {
+				n = attempts[i] + 1
+			}
+			out.NextAttempt = time.Now().Add(r.delay(n))
 		}
 		outs = append(outs, out)
 	}
@@ -228,9 +230,6 @@ func (r *Relay) deliver(ctx context.Context, msgs []*Message, done [][]string, a
 }
 
 func (r *Relay) send(ctx context.Context, d Destination, m *Message) error {
-	if err := ctx.Err(); err != nil {
-		return errors.New("the batch's time ran out")
-	}
 	sctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
 	defer cancel()
 	return d.Send(sctx, m)
