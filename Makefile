@@ -27,8 +27,8 @@ vet:
 # Fuzz every target for FUZZTIME each (CI: 10s; on demand: FUZZTIME=10m).
 fuzz:
 	$(GO) test ./worker -run '^$$' -fuzz '^FuzzParseNotification$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./worker -run '^$$' -fuzz '^FuzzDecoder$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./worker -run '^$$' -fuzz '^FuzzNormalize$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./cloudtrail -run '^$$' -fuzz '^FuzzDecoder$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./cloudtrail -run '^$$' -fuzz '^FuzzNormalize$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./cloudtrail -run '^$$' -fuzz '^FuzzParseDigestKey$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./cloudtrail -run '^$$' -fuzz '^FuzzParseDigest$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./cloudtrail -run '^$$' -fuzz '^FuzzDigestLogReader$$' -fuzztime $(FUZZTIME)

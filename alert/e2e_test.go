@@ -25,6 +25,7 @@ import (
 	"github.com/pgtrail/pgtrail/alert"
 	"github.com/pgtrail/pgtrail/internal/corpus"
 	"github.com/pgtrail/pgtrail/internal/localaws"
+	"github.com/pgtrail/pgtrail/internal/retry"
 	"github.com/pgtrail/pgtrail/sigma"
 	"github.com/pgtrail/pgtrail/sink"
 	"github.com/pgtrail/pgtrail/worker"
@@ -155,7 +156,7 @@ func (p *pipeline) announce(bucket string, keys []string) {
 func (p *pipeline) worker() {
 	cfg := worker.Config{QueueURL: p.queueURL, Pollers: 2, ObjectConcurrency: 4, WaitTime: time.Second,
 		VisibilityTimeout: 10 * time.Second, ShutdownGrace: 10 * time.Second,
-		Backoff: worker.Backoff{Base: 10 * time.Millisecond, Max: 100 * time.Millisecond, Attempts: 3}}
+		Backoff: retry.Backoff{Base: 10 * time.Millisecond, Max: 100 * time.Millisecond, Attempts: 3}}
 	log := zaptest.NewLogger(p.t)
 	m := worker.NewMetrics(prometheus.NewRegistry())
 	proc := worker.NewProcessor(cfg, p.aws.S3(), p.pg, p.pg, m, log)

@@ -70,7 +70,7 @@ func verifyStore(t *testing.T, s store, keys *cloudtrail.DigestKeys) report {
 	listed := map[string]bool{}
 	for _, name := range slices.Sorted(maps.Keys(s)) {
 		obj := s[name]
-		if cloudtrail.DigestKindOfKey(obj.Key) != cloudtrail.DigestKindDigest {
+		if cloudtrail.KindOfKey(obj.Key) != cloudtrail.KeyDigest {
 			continue
 		}
 		at := loc(obj.Bucket, obj.Key)
@@ -125,7 +125,7 @@ func verifyStore(t *testing.T, s store, keys *cloudtrail.DigestKeys) report {
 		}
 	}
 	for name, obj := range s {
-		if k := cloudtrail.DigestKindOfKey(obj.Key); k == cloudtrail.DigestKindLog && !listed[loc(obj.Bucket, obj.Key)] {
+		if k := cloudtrail.KindOfKey(obj.Key); k == cloudtrail.KeyLog && !listed[loc(obj.Bucket, obj.Key)] {
 			r.unlisted = append(r.unlisted, "s3://"+name)
 		}
 	}

@@ -15,7 +15,7 @@ import (
 
 // FuzzParseDigestKey checks that ParseDigestKey never panics, and that a
 // key it accepts is one it can write back, byte for byte, and that
-// DigestKindOfKey calls a digest.
+// KindOfKey calls a digest.
 func FuzzParseDigestKey(f *testing.F) {
 	f.Add(awsExampleDigestKey)
 	f.Add("audit/AWSLogs/o-exampleorgid/111122223333/CloudTrail-Digest/eu-west-1/2015/08/17/" +
@@ -30,8 +30,8 @@ func FuzzParseDigestKey(f *testing.F) {
 		if s := k.String(); s != key {
 			t.Fatalf("ParseDigestKey(%q).String() = %q", key, s)
 		}
-		if kind := cloudtrail.DigestKindOfKey(key); kind != cloudtrail.DigestKindDigest {
-			t.Fatalf("DigestKindOfKey(%q) = %v for a key ParseDigestKey accepts", key, kind)
+		if kind := cloudtrail.KindOfKey(key); kind != cloudtrail.KeyDigest {
+			t.Fatalf("KindOfKey(%q) = %v for a key ParseDigestKey accepts", key, kind)
 		}
 		if k.AccountID == "" || k.Region == "" || k.Trail == "" || k.HomeRegion == "" || k.End.IsZero() {
 			t.Fatalf("ParseDigestKey(%q) = %+v, with a field empty", key, k)

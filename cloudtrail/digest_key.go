@@ -6,101 +6,6 @@ import (
 	"time"
 )
 
-// DigestKind says what a CloudTrail S3 key holds, judged from the key's
-// layout alone.
-type DigestKind uint8
-
-const (
-	// DigestKindOther is a key outside CloudTrail's layout.
-	DigestKindOther DigestKind = iota
-	// DigestKindLog is a log file:
-	// [prefix/]AWSLogs/[o-org/]ACCOUNT/CloudTrail/REGION/YYYY/MM/DD/NAME.json.gz.
-	DigestKindLog
-	// DigestKindInsight is an Insights file, under CloudTrail-Insight/.
-	DigestKindInsight
-	// DigestKindDigest is a digest file, under CloudTrail-Digest/.
-	DigestKindDigest
-)
-
-// String returns the kind's name: "log", "insight", "digest" or "other".
-func (k DigestKind) String() string {
-	switch k {
-	case DigestKindLog:
-		return "log"
-	case DigestKindInsight:
-		return "insight"
-	case DigestKindDigest:
-		return "digest"
-	}
-	return "other"
-}
-
-// The folder names that follow the account in CloudTrail's layout.
-const (
-	layoutLog     = "CloudTrail"
-	layoutInsight = "CloudTrail-Insight"
-	layoutDigest  = "CloudTrail-Digest"
-)
-
-// DigestKindOfKey reports whether an S3 key is a CloudTrail log file, an
-// Insights file or a digest file, from the folders CloudTrail writes it
-// under: AWSLogs/, an optional organization id, a 12-digit account, the
-// kind's folder, the region and the date. The file must end in .json.gz.
-// Anything else, CloudTrail's own files included if moved out of that
-// layout, is DigestKindOther.
-func DigestKindOfKey(key string) DigestKind {
-	l, ok := splitLayout(key)
-	if !ok || !strings.HasSuffix(l.file, ".json.gz") {
-		return DigestKindOther
-	}
-	switch l.kind {
-	case layoutLog:
-		return DigestKindLog
-	case layoutInsight:
-		return DigestKindInsight
-	case layoutDigest:
-		return DigestKindDigest
-	}
-	return DigestKindOther
-}
-
-// layout is a key split along CloudTrail's folders:
-// [prefix/]AWSLogs/[org/]account/kind/region/yyyy/mm/dd/file.
-type layout struct {
-	prefix, org, account, kind, region, yyyy, mm, dd, file string
-}
-
-// splitLayout splits key from its end, so that a prefix may itself hold
-// any folders, AWSLogs included. It checks the account, organization id,
-// region and date folders' form, not the kind or the file name.
-func splitLayout(key string) (layout, bool) {
-	var l layout
-	seg := strings.Split(key, "/")
-	n := len(seg)
-	if n < 8 {
-		return l, false
-	}
-	l.file, l.dd, l.mm, l.yyyy = seg[n-1], seg[n-2], seg[n-3], seg[n-4]
-	l.region, l.kind, l.account = seg[n-5], seg[n-6], seg[n-7]
-	rest := seg[:n-7]
-	if len(rest) >= 2 && isOrgID(rest[len(rest)-1]) && rest[len(rest)-2] == "AWSLogs" {
-		l.org = rest[len(rest)-1]
-		rest = rest[:len(rest)-1]
-	}
-	if rest[len(rest)-1] != "AWSLogs" {
-		return l, false
-	}
-	if len(rest) > 1 {
-		l.prefix = strings.Join(rest[:len(rest)-1], "/")
-		if l.prefix == "" {
-			return l, false // a key starting "/AWSLogs/": no prefix CloudTrail writes
-		}
-	}
-	ok := isDigits(l.account, 12) && isRegion(l.region) &&
-		isDigits(l.yyyy, 4) && isDigits(l.mm, 2) && isDigits(l.dd, 2) && l.file != ""
-	return l, ok
-}
-
 // DigestKey is what a digest file's S3 key says about it:
 //
 //	[prefix/]AWSLogs/[o-org/]ACCOUNT/CloudTrail-Digest/REGION/YYYY/MM/DD/
@@ -193,15 +98,7 @@ func ParseDigestKey(key string) (DigestKey, error) {
 // String returns the S3 key CloudTrail writes the digest to.
 func (k DigestKey) String() string {
 	var b strings.Builder
-	if k.Prefix != "" {
-		b.WriteString(k.Prefix)
-		b.WriteByte('/')
-	}
-	b.WriteString("AWSLogs/")
-	if k.OrgID != "" {
-		b.WriteString(k.OrgID)
-		b.WriteByte('/')
-	}
+	writeRoot(&b, k.Prefix, k.OrgID)
 	end := k.End.UTC()
 	fmt.Fprintf(&b, "%s/%s/%s/%s/%s_%s_%s_%s_%s_%s",
 		k.AccountID, layoutDigest, k.Region, end.Format("2006/01/02"),
@@ -234,47 +131,4 @@ func (k DigestKey) Chain() DigestChain {
 type DigestChain struct {
 	OrgID, AccountID, Region, Trail, HomeRegion string
 	Backfill                                    bool
-}
-
-// isDigits reports whether s is n ASCII digits.
-func isDigits(s string, n int) bool {
-	if len(s) != n {
-		return false
-	}
-	for i := range len(s) {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
-}
-
-// isOrgID reports whether s is an AWS Organizations id: o- and 10 to 32
-// lowercase letters or digits.
-func isOrgID(s string) bool {
-	id, ok := strings.CutPrefix(s, "o-")
-	if !ok || len(id) < 10 || len(id) > 32 {
-		return false
-	}
-	for i := range len(id) {
-		if c := id[i]; (c < 'a' || c > 'z') && (c < '0' || c > '9') {
-			return false
-		}
-	}
-	return true
-}
-
-// isRegion reports whether s has the form of a region name (us-east-1,
-// us-gov-west-1, eu-isoe-west-1): lowercase letters, digits and dashes,
-// starting with a letter.
-func isRegion(s string) bool {
-	if s == "" || s[0] < 'a' || s[0] > 'z' {
-		return false
-	}
-	for i := range len(s) {
-		if c := s[i]; (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' {
-			return false
-		}
-	}
-	return true
 }

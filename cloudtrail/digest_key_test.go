@@ -56,8 +56,8 @@ func TestParseDigestKey(t *testing.T) {
 			if s := got.String(); s != tt.key {
 				t.Errorf("String() = %q, want the key back", s)
 			}
-			if cloudtrail.DigestKindOfKey(tt.key) != cloudtrail.DigestKindDigest {
-				t.Errorf("DigestKindOfKey = %v, want digest", cloudtrail.DigestKindOfKey(tt.key))
+			if cloudtrail.KindOfKey(tt.key) != cloudtrail.KeyDigest {
+				t.Errorf("KindOfKey = %v, want digest", cloudtrail.KindOfKey(tt.key))
 			}
 		})
 	}
@@ -94,24 +94,24 @@ func TestParseDigestKeyRejects(t *testing.T) {
 	}
 }
 
-func TestDigestKindOfKey(t *testing.T) {
+func TestKindOfKey(t *testing.T) {
 	tests := []struct {
 		key  string
-		want cloudtrail.DigestKind
+		want cloudtrail.KeyKind
 	}{
-		{"AWSLogs/111122223333/CloudTrail/us-east-1/2026/01/02/111122223333_CloudTrail_us-east-1_20260102T0105Z_abc.json.gz", cloudtrail.DigestKindLog},
-		{"p/AWSLogs/o-aa11bb22cc/111122223333/CloudTrail/us-east-1/2026/01/02/x.json.gz", cloudtrail.DigestKindLog},
-		{"AWSLogs/111122223333/CloudTrail-Insight/us-east-1/2026/01/02/111122223333_CloudTrail-Insight_us-east-1_20260102T0105Z_abc.json.gz", cloudtrail.DigestKindInsight},
-		{awsExampleDigestKey, cloudtrail.DigestKindDigest},
-		{"AWSLogs/111122223333/elasticloadbalancing/us-east-1/2026/01/02/x.log.gz", cloudtrail.DigestKindOther},
-		{"AWSLogs/111122223333/CloudTrail/us-east-1/2026/01/02/x.json", cloudtrail.DigestKindOther},
-		{"AWSLogs/111122223333/CloudTrail/us-east-1/2026/01/x.json.gz", cloudtrail.DigestKindOther},
-		{"AWSLogs/111122223333/CloudTrail-Digest/", cloudtrail.DigestKindOther},
-		{"", cloudtrail.DigestKindOther},
+		{"AWSLogs/111122223333/CloudTrail/us-east-1/2026/01/02/111122223333_CloudTrail_us-east-1_20260102T0105Z_abc.json.gz", cloudtrail.KeyLog},
+		{"p/AWSLogs/o-aa11bb22cc/111122223333/CloudTrail/us-east-1/2026/01/02/x.json.gz", cloudtrail.KeyLog},
+		{"AWSLogs/111122223333/CloudTrail-Insight/us-east-1/2026/01/02/111122223333_CloudTrail-Insight_us-east-1_20260102T0105Z_abc.json.gz", cloudtrail.KeyInsight},
+		{awsExampleDigestKey, cloudtrail.KeyDigest},
+		{"AWSLogs/111122223333/elasticloadbalancing/us-east-1/2026/01/02/x.log.gz", cloudtrail.KeyOther},
+		{"AWSLogs/111122223333/CloudTrail/us-east-1/2026/01/02/x.json", cloudtrail.KeyOther},
+		{"AWSLogs/111122223333/CloudTrail/us-east-1/2026/01/x.json.gz", cloudtrail.KeyOther},
+		{"AWSLogs/111122223333/CloudTrail-Digest/", cloudtrail.KeyOther},
+		{"", cloudtrail.KeyOther},
 	}
 	for _, tt := range tests {
-		if got := cloudtrail.DigestKindOfKey(tt.key); got != tt.want {
-			t.Errorf("DigestKindOfKey(%q) = %v, want %v", tt.key, got, tt.want)
+		if got := cloudtrail.KindOfKey(tt.key); got != tt.want {
+			t.Errorf("KindOfKey(%q) = %v, want %v", tt.key, got, tt.want)
 		}
 	}
 }

@@ -43,7 +43,7 @@ func TestDigestChainValid(t *testing.T) {
 
 	// The organization trail's digests say so in their keys.
 	for name := range s {
-		if strings.HasPrefix(name, "org-bucket/") && cloudtrail.DigestKindOfKey(name) == cloudtrail.DigestKindDigest {
+		if strings.HasPrefix(name, "org-bucket/") && cloudtrail.KindOfKey(name) == cloudtrail.KeyDigest {
 			k, err := cloudtrail.ParseDigestKey(strings.TrimPrefix(name, "org-bucket/"))
 			if err != nil || k.OrgID != "o-a1b2c3d4e5" || k.AccountID != "777788889999" || k.Trail != "org_trail" {
 				t.Errorf("organization digest key parsed as %+v, %v", k, err)

@@ -3,7 +3,13 @@
 // library and a compression package, never the AWS SDK, pgx, zap or
 // Prometheus, so that every other package may import it.
 //
-// Today it holds the digest format, CloudTrail's proof that log files were
+// It holds the log file format: Event, the row of cloudtrail_events that
+// Columns describes; Entry, one item of an object's record stream (an
+// Event, or a Reject); the Decoder, which gunzips an object and yields its
+// records; Normalize, which turns a record into an Event; and the S3 key
+// layout (KindOfKey, ParseKey, LogFolder.DayPrefixes).
+//
+// It holds the digest format, CloudTrail's proof that log files were
 // not altered, removed or added after delivery: the digest's S3 key
 // (ParseDigestKey), its body (ParseDigest), its signature (VerifyDigest),
 // the chain that links each digest to the one before it (CheckDigestLink),

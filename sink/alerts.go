@@ -11,7 +11,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/pgtrail/pgtrail/worker"
+	"github.com/pgtrail/pgtrail/cloudtrail"
 )
 
 // Alerts (migrations/0009_alerts.sql). The write path stores, in the
@@ -584,7 +584,7 @@ func appendAlerts(dst []newAlert, m Matcher, e *eventFacts) []newAlert {
 func (p *Postgres) SetMatcher(m Matcher) { p.matcher = m }
 
 // factsOf is what an alert records of e.
-func factsOf(e *worker.Event) *eventFacts {
+func factsOf(e *cloudtrail.Event) *eventFacts {
 	account := e.RecipientAccountID
 	if account == "" {
 		account = e.UserIdentityAccountID
@@ -597,15 +597,15 @@ func factsOf(e *worker.Event) *eventFacts {
 
 // matchAll evaluates the matcher on the buffered path's events, before its
 // transaction; it returns the alerts of those that match, nil for none.
-func (p *Postgres) matchAll(evs []*worker.Event) map[*worker.Event][]newAlert {
+func (p *Postgres) matchAll(evs []*cloudtrail.Event) map[*cloudtrail.Event][]newAlert {
 	if p.matcher == nil {
 		return nil
 	}
-	var hits map[*worker.Event][]newAlert
+	var hits map[*cloudtrail.Event][]newAlert
 	for _, e := range evs {
 		if a := appendAlerts(nil, p.matcher, factsOf(e)); len(a) > 0 {
 			if hits == nil {
-				hits = map[*worker.Event][]newAlert{}
+				hits = map[*cloudtrail.Event][]newAlert{}
 			}
 			hits[e] = a
 		}
@@ -614,7 +614,7 @@ func (p *Postgres) matchAll(evs []*worker.Event) map[*worker.Event][]newAlert {
 }
 
 // alertsOf returns as insertAlerts' $1 the alerts of evs; nil for none.
-func alertsOf(evs []*worker.Event, hits map[*worker.Event][]newAlert) ([]byte, error) {
+func alertsOf(evs []*cloudtrail.Event, hits map[*cloudtrail.Event][]newAlert) ([]byte, error) {
 	if len(hits) == 0 {
 		return nil, nil
 	}

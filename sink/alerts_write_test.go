@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgtrail/pgtrail/cloudtrail"
 	"github.com/pgtrail/pgtrail/sink"
-	"github.com/pgtrail/pgtrail/worker"
 )
 
 // hitMatcher raises rule r1 on every event whose record holds "hit", and
@@ -30,8 +30,8 @@ func (hitMatcher) Match(_, _ string, record []byte) []*sink.AlertRule {
 }
 
 // streamed is an object whose rows are read once, through the staging path.
-func streamed(key string, items ...worker.Row) *worker.Object {
-	return &worker.Object{Bucket: "bucket", Key: key, Size: 1, Rows: &rows{items: items}}
+func streamed(key string, items ...cloudtrail.Entry) *testObject {
+	return &testObject{Bucket: "bucket", Key: key, Size: 1, Stream: &rows{items: items}}
 }
 
 // alerts returns the stored alerts as "rule/event" → count.
@@ -75,15 +75,15 @@ func wantAlerts(t *testing.T, pg *sink.Postgres, step string, want ...string) {
 // raises none again.
 func TestWriteRaisesAlertsOfNewEventsOnly(t *testing.T) {
 	t.Parallel()
-	for name, obj := range map[string]func(string, ...worker.Row) *worker.Object{"buffered": buffered, "streamed": streamed} {
+	for name, obj := range map[string]func(string, ...cloudtrail.Entry) *testObject{"buffered": buffered, "streamed": streamed} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			pg := setup(t)
 			ctx := context.Background()
 			at := time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
-			write := func(objs ...*worker.Object) {
+			write := func(objs ...*testObject) {
 				t.Helper()
-				if _, err := pg.Write(ctx, objs); err != nil {
+				if _, err := write(ctx, pg, objs); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -136,19 +136,19 @@ func TestWriteAlertsOptimisticCopy(t *testing.T) {
 	at := time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
 	for i := range 6 { // enough clean batches to stop probing
 		key := string(rune('a' + i))
-		if _, err := pg.Write(ctx, []*worker.Object{buffered(key, event("miss-"+key, at, key))}); err != nil {
+		if _, err := write(ctx, pg, []*testObject{buffered(key, event("miss-"+key, at, key))}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := pg.Write(ctx, []*worker.Object{buffered("h", event("hit-1", at, "h"))}); err != nil {
+	if _, err := write(ctx, pg, []*testObject{buffered("h", event("hit-1", at, "h"))}); err != nil {
 		t.Fatal(err)
 	}
 	pg.SetMatcher(nil)
-	if _, err := pg.Write(ctx, []*worker.Object{buffered("j", event("hit-6", at, "j"))}); err != nil {
+	if _, err := write(ctx, pg, []*testObject{buffered("j", event("hit-6", at, "j"))}); err != nil {
 		t.Fatal(err)
 	}
 	pg.SetMatcher(hitMatcher{})
-	res, err := pg.Write(ctx, []*worker.Object{buffered("i", event("hit-1", at, "i"), event("hit-5", at, "i"), event("hit-6", at, "i"), event("miss-a", at, "i"))})
+	res, err := write(ctx, pg, []*testObject{buffered("i", event("hit-1", at, "i"), event("hit-5", at, "i"), event("hit-6", at, "i"), event("miss-a", at, "i"))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,14 +166,14 @@ func TestWriteAlertsOfRefusedEvents(t *testing.T) {
 	pg := setup(t)
 	ctx := context.Background()
 	at := time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
-	if _, err := pg.Write(ctx, []*worker.Object{buffered("old", event("hit-old", at, "old"))}); err != nil {
+	if _, err := write(ctx, pg, []*testObject{buffered("old", event("hit-old", at, "old"))}); err != nil {
 		t.Fatal(err)
 	}
 	pg.SetMatcher(hitMatcher{})
-	if _, err := pg.Write(ctx, []*worker.Object{buffered("first", event("hit-0", at, "first"))}); err != nil {
+	if _, err := write(ctx, pg, []*testObject{buffered("first", event("hit-0", at, "first"))}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := pg.Write(ctx, []*worker.Object{buffered("a", refusedRow("hit-r", "a", overflow), event("hit-a", at, "a"))}); err != nil {
+	if _, err := write(ctx, pg, []*testObject{buffered("a", refusedRow("hit-r", "a", overflow), event("hit-a", at, "a"))}); err != nil {
 		t.Fatal(err)
 	}
 	wantAlerts(t, pg, "a refused number", "r1/hit-0", "r1/hit-a")
@@ -182,7 +182,7 @@ func TestWriteAlertsOfRefusedEvents(t *testing.T) {
 	if _, err := pg.Pool().Exec(ctx, `ALTER TABLE cloudtrail_events ADD CONSTRAINT no_hit_c CHECK (event_id <> 'hit-c')`); err != nil {
 		t.Fatal(err)
 	}
-	res, err := pg.Write(ctx, []*worker.Object{streamed("b", event("hit-c", at, "b"), event("hit-d", at, "b"), event("hit-old", at, "b"))})
+	res, err := write(ctx, pg, []*testObject{streamed("b", event("hit-c", at, "b"), event("hit-d", at, "b"), event("hit-old", at, "b"))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +197,7 @@ func TestWriteWithoutMatcher(t *testing.T) {
 	t.Parallel()
 	pg := setup(t)
 	at := time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
-	if _, err := pg.Write(context.Background(), []*worker.Object{buffered("a", event("hit-1", at, "a")), streamed("b", event("hit-2", at, "b"))}); err != nil {
+	if _, err := write(context.Background(), pg, []*testObject{buffered("a", event("hit-1", at, "a")), streamed("b", event("hit-2", at, "b"))}); err != nil {
 		t.Fatal(err)
 	}
 	wantAlerts(t, pg, "no matcher")

@@ -12,12 +12,12 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/pgtrail/pgtrail/worker"
+	"github.com/pgtrail/pgtrail/cloudtrail"
 )
 
-// The buffered path. When every object of a Write was decoded ahead
-// (worker.BufferedRows), the rows are all in memory and the writer can do
-// better than the staging table:
+// The buffered path. The objects of WriteBuffered were decoded whole: the
+// entries are all in memory and the writer can do better than the staging
+// table:
 //
 //  1. It drops the batch's own duplicates (the same event in two objects)
 //     and creates the partitions its days need, before the transaction.
@@ -47,19 +47,6 @@ const insertReject = `INSERT INTO cloudtrail_rejects (s3_bucket, s3_key, record_
 // before the writer stops probing and COPYs optimistically.
 const probeAfter = 4
 
-// buffered returns the objects' rows if every one was decoded ahead.
-func buffered(objs []*worker.Object) ([]*worker.BufferedRows, bool) {
-	out := make([]*worker.BufferedRows, len(objs))
-	for i, o := range objs {
-		b, ok := o.Rows.(*worker.BufferedRows)
-		if !ok {
-			return nil, false
-		}
-		out[i] = b
-	}
-	return out, true
-}
-
 // eventKey is the primary key of cloudtrail_events, at the database's
 // microsecond precision.
 type eventKey struct {
@@ -74,20 +61,21 @@ var (
 	errRefused  = errors.New("refused value")
 )
 
-func (p *Postgres) writeBuffered(ctx context.Context, objs []*worker.Object, bufs []*worker.BufferedRows) ([]worker.WriteResult, error) {
-	res := make([]worker.WriteResult, len(objs))
+// writeBuffered is WriteBuffered; objs[i] is &bufs[i].Object.
+func (p *Postgres) writeBuffered(ctx context.Context, objs []*Object, bufs []*BufferedObject) ([]WriteResult, error) {
+	res := make([]WriteResult, len(objs))
 	n := 0
 	for _, b := range bufs {
-		n += len(b.Rows)
+		n += len(b.Entries)
 	}
-	evs := make([]*worker.Event, 0, n)
+	evs := make([]*cloudtrail.Event, 0, n)
 	owner := make([]int32, 0, n)
-	var rejects []*worker.Reject
+	var rejects []*cloudtrail.Reject
 	seen := make(map[eventKey]struct{}, n)
 	days := map[int64]bool{}
 	for i, b := range bufs {
-		for j := range b.Rows {
-			row := &b.Rows[j]
+		for j := range b.Entries {
+			row := &b.Entries[j]
 			reject := row.Reject
 			if reject == nil {
 				if why := checkEvent(&row.Event); why != "" {
@@ -132,10 +120,11 @@ func (p *Postgres) writeBuffered(ctx context.Context, objs []*worker.Object, buf
 	if errors.Is(err, errConflict) || errors.Is(err, errRefused) {
 		// Another writer got there first, or PostgreSQL refused a value:
 		// the staging path sorts either out.
-		for _, b := range bufs {
-			b.Rewind()
+		srcs := make([]EntrySource, len(bufs))
+		for i, b := range bufs {
+			srcs[i] = &entrySlice{entries: b.Entries}
 		}
-		return p.writeStaged(ctx, objs)
+		return p.writeStaged(ctx, objs, srcs)
 	}
 	if err != nil {
 		return nil, err
@@ -159,8 +148,8 @@ const (
 // copyBatch is one transaction of the buffered path. It fills res's
 // Inserted and Duplicates, and stores the alerts (hits) of the events it
 // inserted.
-func (p *Postgres) copyBatch(ctx context.Context, objs []*worker.Object, res []worker.WriteResult,
-	evs []*worker.Event, owner []int32, rejects []*worker.Reject, probe int, jsonb bool, hits map[*worker.Event][]newAlert,
+func (p *Postgres) copyBatch(ctx context.Context, objs []*Object, res []WriteResult,
+	evs []*cloudtrail.Event, owner []int32, rejects []*cloudtrail.Reject, probe int, jsonb bool, hits map[*cloudtrail.Event][]newAlert,
 ) error {
 	tx, err := p.pool.Begin(ctx)
 	if err != nil {
@@ -226,7 +215,7 @@ func (p *Postgres) copyBatch(ctx context.Context, objs []*worker.Object, res []w
 		// which PostgreSQL would break as a deadlock. Time order also keeps
 		// the BRIN index on event_time tight.
 		sorted := slices.Clone(evs)
-		slices.SortFunc(sorted, func(a, b *worker.Event) int {
+		slices.SortFunc(sorted, func(a, b *cloudtrail.Event) int {
 			if c := cmp.Compare(a.EventTime.UnixMicro(), b.EventTime.UnixMicro()); c != 0 {
 				return c
 			}
@@ -275,7 +264,7 @@ func (p *Postgres) copyBatch(ctx context.Context, objs []*worker.Object, res []w
 
 // stored returns which of evs[i], for i in check, are in
 // cloudtrail_events already.
-func (p *Postgres) stored(ctx context.Context, tx pgx.Tx, evs []*worker.Event, check []int) (map[int]bool, error) {
+func (p *Postgres) stored(ctx context.Context, tx pgx.Tx, evs []*cloudtrail.Event, check []int) (map[int]bool, error) {
 	ids := make([]string, len(check))
 	times := make([]time.Time, len(check))
 	for k, i := range check {

@@ -8,12 +8,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pgtrail/pgtrail/worker"
+	"github.com/pgtrail/pgtrail/cloudtrail"
+	"github.com/pgtrail/pgtrail/sink"
 )
 
 // buffered is an object decoded ahead, as the processor batches them.
-func buffered(key string, items ...worker.Row) *worker.Object {
-	return &worker.Object{Bucket: "bucket", Key: key, Size: 1, Rows: &worker.BufferedRows{Rows: items}}
+func buffered(key string, items ...cloudtrail.Entry) *testObject {
+	return &testObject{Bucket: "bucket", Key: key, Size: 1, Entries: items}
 }
 
 // TestWriteBufferedCountsPerObject writes batches of objects decoded ahead:
@@ -25,16 +26,16 @@ func TestWriteBufferedCountsPerObject(t *testing.T) {
 	ctx := context.Background()
 	day1 := time.Date(2024, 5, 1, 10, 0, 0, 123456789, time.UTC)
 	day2 := day1.Add(24 * time.Hour)
-	reject := worker.Row{Reject: &worker.Reject{S3Bucket: "bucket", S3Key: "b", Index: 2, Reason: "eventTime missing", Raw: `{}`}}
+	reject := cloudtrail.Entry{Reject: &cloudtrail.Reject{S3Bucket: "bucket", S3Key: "b", Index: 2, Reason: "eventTime missing", Raw: `{}`}}
 
-	res, err := pg.Write(ctx, []*worker.Object{
+	res, err := write(ctx, pg, []*testObject{
 		buffered("a", event("e1", day1, "a"), event("e2", day2, "a")),
 		buffered("b", event("e2", day2, "b"), event("e3", day1, "b"), reject),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []worker.WriteResult{{Events: 2, Inserted: 2}, {Events: 2, Inserted: 1, Duplicates: 1, Rejected: 1}}
+	want := []sink.WriteResult{{Events: 2, Inserted: 2}, {Events: 2, Inserted: 1, Duplicates: 1, Rejected: 1}}
 	for i := range want {
 		if res[i] != want[i] {
 			t.Errorf("object %d: %+v, want %+v", i, res[i], want[i])
@@ -46,11 +47,11 @@ func TestWriteBufferedCountsPerObject(t *testing.T) {
 	// violation.
 	for i := range 6 {
 		key := string(rune('c' + i))
-		rows := []worker.Row{event("n"+key, day1, key)}
+		rows := []cloudtrail.Entry{event("n"+key, day1, key)}
 		if i == 5 {
 			rows = append(rows, event("e1", day1, key))
 		}
-		res, err = pg.Write(ctx, []*worker.Object{buffered(key, rows...)})
+		res, err = write(ctx, pg, []*testObject{buffered(key, rows...)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -86,7 +87,7 @@ func TestWriteBufferedConcurrentOverlapNoDeadlock(t *testing.T) {
 	base := time.Date(2024, 6, 1, 0, 0, 0, 0, time.UTC)
 	const rounds, n = 10, 600
 	for r := range rounds {
-		fwd := make([]worker.Row, n)
+		fwd := make([]cloudtrail.Entry, n)
 		for i := range fwd {
 			fwd[i] = event(fmt.Sprintf("r%d-e%04d", r, i), base.Add(time.Duration(i)*time.Second), "fwd")
 		}
@@ -97,7 +98,7 @@ func TestWriteBufferedConcurrentOverlapNoDeadlock(t *testing.T) {
 		}
 		var wg sync.WaitGroup
 		errs := make([]error, 2)
-		for w, items := range [][]worker.Row{fwd, rev} {
+		for w, items := range [][]cloudtrail.Entry{fwd, rev} {
 			wg.Go(func() {
 				// Two objects per batch, so that the batch is not one
 				// object's own order. In odd rounds the second writer
@@ -106,10 +107,10 @@ func TestWriteBufferedConcurrentOverlapNoDeadlock(t *testing.T) {
 				a := buffered(fmt.Sprintf("r%d-%d-a", r, w), items[:half]...)
 				b := buffered(fmt.Sprintf("r%d-%d-b", r, w), items[half:]...)
 				if w == 1 && r%2 == 1 {
-					a.Rows = &rows{items: items[:half]}
-					b.Rows = &rows{items: items[half:]}
+					a.Stream = &rows{items: items[:half]}
+					b.Stream = &rows{items: items[half:]}
 				}
-				_, errs[w] = pg.Write(ctx, []*worker.Object{a, b})
+				_, errs[w] = write(ctx, pg, []*testObject{a, b})
 			})
 		}
 		wg.Wait()

@@ -10,21 +10,21 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/pgtrail/pgtrail/bench/gen"
+	"github.com/pgtrail/pgtrail/cloudtrail"
 	"github.com/pgtrail/pgtrail/internal/pgtest"
 	"github.com/pgtrail/pgtrail/sink"
-	"github.com/pgtrail/pgtrail/worker"
 )
 
 // benchEvents returns n generated events, normalized, grouped in objects.
-func benchEvents(b *testing.B, n int, dup float64) (objs [][]worker.Row, events int) {
+func benchEvents(b *testing.B, n int, dup float64) (objs [][]cloudtrail.Entry, events int) {
 	b.Helper()
 	set := gen.Generate(gen.Config{Seed: 3, Events: n, DupShare: dup})
 	for _, o := range set.Objects {
-		dec, err := worker.NewDecoder(bytes.NewReader(o.Body), worker.Limits{})
+		dec, err := cloudtrail.NewDecoder(bytes.NewReader(o.Body), cloudtrail.Limits{})
 		if err != nil {
 			b.Fatal(err)
 		}
-		var rows []worker.Row
+		var rows []cloudtrail.Entry
 		for {
 			raw, err := dec.Next()
 			if err == io.EOF {
@@ -33,11 +33,11 @@ func benchEvents(b *testing.B, n int, dup float64) (objs [][]worker.Row, events 
 			if err != nil {
 				b.Fatal(err)
 			}
-			ev, err := worker.Normalize(raw, "bucket", o.Key)
+			ev, err := cloudtrail.Normalize(raw, "bucket", o.Key)
 			if err != nil {
 				b.Fatal(err)
 			}
-			rows = append(rows, worker.Row{Event: ev})
+			rows = append(rows, cloudtrail.Entry{Event: ev})
 		}
 		objs = append(objs, rows)
 		events += len(rows)
@@ -48,7 +48,7 @@ func benchEvents(b *testing.B, n int, dup float64) (objs [][]worker.Row, events 
 // BenchmarkEncodeEvents is the client's cost of the binary COPY stream.
 func BenchmarkEncodeEvents(b *testing.B) {
 	objs, n := benchEvents(b, 20_000, 0)
-	var evs []worker.Event
+	var evs []cloudtrail.Event
 	for _, o := range objs {
 		for _, r := range o {
 			evs = append(evs, r.Event)
@@ -92,20 +92,20 @@ func BenchmarkWrite(b *testing.B) {
 					b.Fatal(err)
 				}
 				b.StartTimer()
-				var batch []*worker.Object
+				var batch []*testObject
 				rows := 0
 				flush := func() {
-					if _, err := pg.Write(ctx, batch); err != nil {
+					if _, err := write(ctx, pg, batch); err != nil {
 						b.Fatal(err)
 					}
 					batch, rows = batch[:0], 0
 				}
 				for i, o := range objs {
-					var src worker.RowSource = &worker.BufferedRows{Rows: o}
+					obj := &testObject{Bucket: "bucket", Key: fmt.Sprint(i), Entries: o}
 					if !c.buffered {
-						src = &streamRows{items: o}
+						obj.Stream = &streamRows{items: o}
 					}
-					batch = append(batch, &worker.Object{Bucket: "bucket", Key: fmt.Sprint(i), Rows: src})
+					batch = append(batch, obj)
 					rows += len(o)
 					if rows >= 5000 {
 						flush()
@@ -124,9 +124,9 @@ func BenchmarkWrite(b *testing.B) {
 }
 
 // streamRows streams a slice, so that Write takes the staging path.
-type streamRows struct{ items []worker.Row }
+type streamRows struct{ items []cloudtrail.Entry }
 
-func (r *streamRows) Next(row *worker.Row) error {
+func (r *streamRows) Next(row *cloudtrail.Entry) error {
 	if len(r.items) == 0 {
 		return io.EOF
 	}

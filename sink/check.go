@@ -6,13 +6,14 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/pgtrail/pgtrail/worker"
+	"github.com/pgtrail/pgtrail/cloudtrail"
+	"github.com/pgtrail/pgtrail/internal/retry"
 )
 
 // What the writer refuses before PostgreSQL sees it: what would fail a
 // whole transaction, for a reason pgtrail can tell, and say better, itself.
 // Text from inside a record needs no check here: normalization makes it
-// valid UTF-8 without NUL (worker.Normalize).
+// valid UTF-8 without NUL (cloudtrail.Normalize).
 
 // maxIndexedBytes is the longest value the writer stores in a text column
 // that an index of cloudtrail_events holds. A B-tree entry holds at most
@@ -26,18 +27,18 @@ const maxIndexedBytes = 2048
 // cloudtrail_events hold (migrations 0001 and 0003), by column name.
 var indexedFields = []struct {
 	column, field string
-	value         func(e *worker.Event) string
+	value         func(e *cloudtrail.Event) string
 }{
-	{"error_code", "errorCode", func(e *worker.Event) string { return e.ErrorCode }},
-	{"event_id", "eventID", func(e *worker.Event) string { return e.EventID }},
-	{"event_name", "eventName", func(e *worker.Event) string { return e.EventName }},
-	{"source_ip_address", "sourceIPAddress", func(e *worker.Event) string { return e.SourceIPAddress }},
-	{"user_identity_access_key_id", "userIdentity.accessKeyId", func(e *worker.Event) string { return e.UserIdentityAccessKeyID }},
-	{"user_identity_arn", "userIdentity.arn", func(e *worker.Event) string { return e.UserIdentityARN }},
+	{"error_code", "errorCode", func(e *cloudtrail.Event) string { return e.ErrorCode }},
+	{"event_id", "eventID", func(e *cloudtrail.Event) string { return e.EventID }},
+	{"event_name", "eventName", func(e *cloudtrail.Event) string { return e.EventName }},
+	{"source_ip_address", "sourceIPAddress", func(e *cloudtrail.Event) string { return e.SourceIPAddress }},
+	{"user_identity_access_key_id", "userIdentity.accessKeyId", func(e *cloudtrail.Event) string { return e.UserIdentityAccessKeyID }},
+	{"user_identity_arn", "userIdentity.arn", func(e *cloudtrail.Event) string { return e.UserIdentityARN }},
 }
 
 // checkEvent returns why e cannot be stored, or "" if it can.
-func checkEvent(e *worker.Event) string {
+func checkEvent(e *cloudtrail.Event) string {
 	for _, f := range indexedFields {
 		if n := len(f.value(e)); n > maxIndexedBytes {
 			return fmt.Sprintf("%s of %d bytes: pgtrail indexes values of up to %d bytes", f.field, n, maxIndexedBytes)
@@ -48,15 +49,15 @@ func checkEvent(e *worker.Event) string {
 
 // refusal is the Reject that replaces the event at index of its object,
 // which checkEvent refused for why.
-func refusal(e *worker.Event, index int, why string) *worker.Reject {
-	return &worker.Reject{S3Bucket: e.S3Bucket, S3Key: e.S3Key, Index: index, Reason: why, Raw: string(e.Record)}
+func refusal(e *cloudtrail.Event, index int, why string) *cloudtrail.Reject {
+	return &cloudtrail.Reject{S3Bucket: e.S3Bucket, S3Key: e.S3Key, Index: index, Reason: why, Raw: string(e.Record)}
 }
 
 // checkObjects returns a permanent error if the name of one of objs is not
 // text that PostgreSQL can hold: none of its events, its rejects or its
 // ledger row could be stored. S3 keys may hold any character; a local
 // file's name, any byte.
-func checkObjects(objs []*worker.Object) error {
+func checkObjects(objs []*Object) error {
 	for _, o := range objs {
 		what, name := "key", o.Key
 		if o.Bucket == "" {
@@ -67,7 +68,7 @@ func checkObjects(objs []*worker.Object) error {
 			what, name, why = "bucket", o.Bucket, notText(o.Bucket)
 		}
 		if why != "" {
-			return worker.Permanent(fmt.Errorf("postgres: %s %q %s, which PostgreSQL text cannot hold", what, name, why))
+			return retry.Permanent(fmt.Errorf("postgres: %s %q %s, which PostgreSQL text cannot hold", what, name, why))
 		}
 	}
 	return nil

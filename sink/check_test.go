@@ -9,13 +9,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgtrail/pgtrail/cloudtrail"
+	"github.com/pgtrail/pgtrail/internal/retry"
 	"github.com/pgtrail/pgtrail/sink"
-	"github.com/pgtrail/pgtrail/worker"
 )
 
 // refusedRow is an event of the object key whose field set makes
 // PostgreSQL refuse it, as the worker's normalization would leave it.
-func refusedRow(id, key string, set func(e *worker.Event)) worker.Row {
+func refusedRow(id, key string, set func(e *cloudtrail.Event)) cloudtrail.Entry {
 	row := event(id, time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC), key)
 	set(&row.Event)
 	return row
@@ -35,25 +36,25 @@ func TestWriteRejectsValuesTooLongToIndex(t *testing.T) {
 	pg := setup(t)
 	ctx := context.Background()
 	at := time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
-	long := func(key string) []worker.Row {
-		return []worker.Row{
+	long := func(key string) []cloudtrail.Entry {
+		return []cloudtrail.Entry{
 			event(key+"-0", at, key),
-			refusedRow(randomHex(5<<10), key, func(*worker.Event) {}),
-			refusedRow(key+"-2", key, func(e *worker.Event) { e.UserIdentityARN = "arn:aws:iam::1:user/" + strings.Repeat("x", 4<<10) }),
-			refusedRow(key+"-3", key, func(e *worker.Event) { e.SourceIPAddress = strings.Repeat("1", 2048) }),
+			refusedRow(randomHex(5<<10), key, func(*cloudtrail.Event) {}),
+			refusedRow(key+"-2", key, func(e *cloudtrail.Event) { e.UserIdentityARN = "arn:aws:iam::1:user/" + strings.Repeat("x", 4<<10) }),
+			refusedRow(key+"-3", key, func(e *cloudtrail.Event) { e.SourceIPAddress = strings.Repeat("1", 2048) }),
 		}
 	}
-	res, err := pg.Write(ctx, []*worker.Object{
-		{Bucket: "bucket", Key: "buffered", Rows: &worker.BufferedRows{Rows: long("buffered")}},
+	res, err := write(ctx, pg, []*testObject{
+		{Bucket: "bucket", Key: "buffered", Entries: long("buffered")},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	res2, err := pg.Write(ctx, []*worker.Object{{Bucket: "bucket", Key: "streamed", Rows: &rows{items: long("streamed")}}})
+	res2, err := write(ctx, pg, []*testObject{{Bucket: "bucket", Key: "streamed", Stream: &rows{items: long("streamed")}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := worker.WriteResult{Events: 2, Inserted: 2, Rejected: 2}
+	want := sink.WriteResult{Events: 2, Inserted: 2, Rejected: 2}
 	if res[0] != want || res2[0] != want {
 		t.Errorf("results %+v and %+v, want %+v", res[0], res2[0], want)
 	}
@@ -78,8 +79,8 @@ func TestWriteRefusesObjectNamesNotText(t *testing.T) {
 	ctx := context.Background()
 	at := time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
 	for _, key := range []string{"nul\x00.json", "latin1-\xe9.json"} {
-		_, err := pg.Write(ctx, []*worker.Object{buffered("ok", event("ok", at, "ok")), buffered(key, event("x", at, key))})
-		if err == nil || !worker.IsPermanent(err) || strings.Contains(err.Error(), "SQLSTATE") {
+		_, err := write(ctx, pg, []*testObject{buffered("ok", event("ok", at, "ok")), buffered(key, event("x", at, key))})
+		if err == nil || !retry.IsPermanent(err) || strings.Contains(err.Error(), "SQLSTATE") {
 			t.Errorf("key %q: %v; want a permanent error that is pgtrail's own", key, err)
 		}
 	}

@@ -10,9 +10,9 @@ import (
 
 	"go.uber.org/zap/zaptest"
 
+	"github.com/pgtrail/pgtrail/cloudtrail"
 	"github.com/pgtrail/pgtrail/internal/pgtest"
 	"github.com/pgtrail/pgtrail/sink"
-	"github.com/pgtrail/pgtrail/worker"
 )
 
 // jsonColumns are the columns of cloudtrail_events that 0006 compresses
@@ -21,7 +21,7 @@ var jsonColumns = []string{"record", "request_parameters", "response_elements", 
 
 // bigEvent is an event whose record (about 6 kB, repetitive like an IAM
 // policy) is compressed when stored.
-func bigEvent(id string, at time.Time, key string) worker.Row {
+func bigEvent(id string, at time.Time, key string) cloudtrail.Entry {
 	row := event(id, at, key)
 	stmt := map[string]any{"Effect": "Allow", "Action": []string{"s3:GetObject", "s3:PutObject"}, "Resource": "arn:aws:s3:::data/*"}
 	policy := make([]any, 60)
@@ -85,7 +85,7 @@ func TestMigrationCompressesJSONWithLZ4(t *testing.T) {
 
 	day1 := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
 	day2 := day1.Add(24 * time.Hour)
-	if _, err := pg.Write(ctx, []*worker.Object{buffered("before", bigEvent("before", day1, "before"))}); err != nil {
+	if _, err := write(ctx, pg, []*testObject{buffered("before", bigEvent("before", day1, "before"))}); err != nil {
 		t.Fatal(err)
 	}
 	applied, err := pg.Migrate(ctx)
@@ -97,13 +97,13 @@ func TestMigrationCompressesJSONWithLZ4(t *testing.T) {
 	}
 	// A late event for the old partition, and a new day, whose partition
 	// pgtrail_ensure_partition creates after the migration.
-	if _, err := pg.Write(ctx, []*worker.Object{buffered("after", bigEvent("after-day1", day1, "after"), bigEvent("after-day2", day2, "after"))}); err != nil {
+	if _, err := write(ctx, pg, []*testObject{buffered("after", bigEvent("after-day1", day1, "after"), bigEvent("after-day2", day2, "after"))}); err != nil {
 		t.Fatal(err)
 	}
 	// The staging path (an object streamed, not decoded ahead) stores
 	// lz4 too: a value compressed in the staging table would keep pglz.
-	streamed := &worker.Object{Bucket: "bucket", Key: "streamed", Size: 1, Rows: &rows{items: []worker.Row{bigEvent("streamed", day2, "streamed")}}}
-	if _, err := pg.Write(ctx, []*worker.Object{streamed}); err != nil {
+	streamed := &testObject{Bucket: "bucket", Key: "streamed", Size: 1, Stream: &rows{items: []cloudtrail.Entry{bigEvent("streamed", day2, "streamed")}}}
+	if _, err := write(ctx, pg, []*testObject{streamed}); err != nil {
 		t.Fatal(err)
 	}
 

@@ -8,23 +8,23 @@ import (
 	"time"
 
 	"github.com/pgtrail/pgtrail/bench/gen"
-	"github.com/pgtrail/pgtrail/worker"
+	"github.com/pgtrail/pgtrail/cloudtrail"
 )
 
 // copyTestEvents returns generated events, one with every optional field
 // empty, and one whose record is bigger than any buffer COPY reads into.
-func copyTestEvents(t *testing.T) []*worker.Event {
+func copyTestEvents(t *testing.T) []*cloudtrail.Event {
 	t.Helper()
 	set := gen.Generate(gen.Config{Seed: 7, Events: 2_000})
-	var evs []*worker.Event
+	var evs []*cloudtrail.Event
 	for _, o := range set.Objects {
-		dec, err := worker.NewDecoder(bytes.NewReader(o.Body), worker.Limits{})
+		dec, err := cloudtrail.NewDecoder(bytes.NewReader(o.Body), cloudtrail.Limits{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		for {
-			var row worker.Row
-			err := dec.NextRow(&row, "bucket", o.Key)
+			var row cloudtrail.Entry
+			err := dec.NextEntry(&row, "bucket", o.Key)
 			if err == io.EOF {
 				break
 			}
@@ -37,12 +37,12 @@ func copyTestEvents(t *testing.T) []*worker.Event {
 			evs = append(evs, &row.Event)
 		}
 	}
-	bare := &worker.Event{EventID: "bare", EventTime: time.Unix(0, 0).UTC(), Record: []byte(`{}`)}
+	bare := &cloudtrail.Event{EventID: "bare", EventTime: time.Unix(0, 0).UTC(), Record: []byte(`{}`)}
 	huge := *evs[0]
 	huge.EventID = "huge"
 	huge.Record = []byte(`{"x":"` + strings.Repeat("a", 300<<10) + `"}`)
 	huge.RequestParameters = []byte(`{"y":"` + strings.Repeat("b", 70<<10) + `"}`)
-	return append([]*worker.Event{bare, &huge}, append(evs, &huge, bare)...)
+	return append([]*cloudtrail.Event{bare, &huge}, append(evs, &huge, bare)...)
 }
 
 // TestEventReader checks that the stream COPY reads, whatever the size of
@@ -50,7 +50,7 @@ func copyTestEvents(t *testing.T) []*worker.Event {
 // bound holds.
 func TestEventReader(t *testing.T) {
 	evs := copyTestEvents(t)
-	flat := make([]worker.Event, len(evs))
+	flat := make([]cloudtrail.Event, len(evs))
 	for i, e := range evs {
 		flat[i] = *e
 		if got, bound := len(appendEventRow(nil, e, true)), rowSizeBound(e); got > bound {

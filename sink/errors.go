@@ -6,11 +6,11 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/pgtrail/pgtrail/worker"
+	"github.com/pgtrail/pgtrail/internal/retry"
 )
 
 // Errors are classified here, once, where pgtrail meets PostgreSQL. The
-// worker retries any error that is not marked worker.Permanent, and leaves
+// worker retries any error that is not marked retry.Permanent, and leaves
 // a message whose object failed permanently for the dead-letter queue.
 //
 // What PostgreSQL refuses for the values it was given (see refused) is not
@@ -58,7 +58,7 @@ func noPartition(pgErr *pgconn.PgError) bool {
 // given; any other error is returned as it is, to be retried.
 func classify(err error) error {
 	if refused(err) {
-		return worker.Permanent(err)
+		return retry.Permanent(err)
 	}
 	return err
 }

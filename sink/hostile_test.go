@@ -12,9 +12,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/pgtrail/pgtrail/cloudtrail"
 	"github.com/pgtrail/pgtrail/internal/pgtest"
 	"github.com/pgtrail/pgtrail/sink"
-	"github.com/pgtrail/pgtrail/worker"
 )
 
 // hostileDB is a database migrated by the test server's superuser (the
@@ -61,9 +61,9 @@ func newHostileDB(t *testing.T, last int, cfg sink.Config) *hostileDB {
 	}
 	now := time.Now().UTC()
 	h.today = "cloudtrail_events_" + now.Format("20060102")
-	if _, err := h.owner.Write(ctx, []*worker.Object{{Bucket: "bucket", Key: "a", Rows: &rows{items: []worker.Row{
+	if _, err := write(ctx, h.owner, []*testObject{{Bucket: "bucket", Key: "a", Stream: &rows{items: []cloudtrail.Entry{
 		event("old", hostileOld, "a"), event("kept", hostileKept, "a"), event("today", now, "a"),
-		{Reject: &worker.Reject{S3Bucket: "bucket", S3Key: "a", Index: 3, Reason: "eventTime missing", Raw: "{}"}},
+		{Reject: &cloudtrail.Reject{S3Bucket: "bucket", S3Key: "a", Index: 3, Reason: "eventTime missing", Raw: "{}"}},
 	}}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -242,7 +242,7 @@ func writerWorks(t *testing.T, h *hostileDB) {
 	t.Helper()
 	ctx := context.Background()
 	w := openAs(t, asUser(t, h.url, h.writerLogin), sink.Config{MaxConns: 2})
-	if _, err := w.Write(ctx, []*worker.Object{{Bucket: "bucket", Key: "w", Rows: &rows{items: []worker.Row{
+	if _, err := write(ctx, w, []*testObject{{Bucket: "bucket", Key: "w", Stream: &rows{items: []cloudtrail.Entry{
 		event("new", time.Date(2024, 8, 5, 12, 0, 0, 0, time.UTC), "w"),
 	}}}}); err != nil {
 		t.Errorf("write as the writer: %v", err)

@@ -10,8 +10,9 @@ import (
 
 	"go.uber.org/zap/zaptest"
 
+	"github.com/pgtrail/pgtrail/cloudtrail"
+	"github.com/pgtrail/pgtrail/internal/retry"
 	"github.com/pgtrail/pgtrail/sink"
-	"github.com/pgtrail/pgtrail/worker"
 )
 
 // partitionOf returns the partition that holds event id.
@@ -43,11 +44,11 @@ func TestWriteBackfillsAnyDay(t *testing.T) {
 		{time.Date(2024, 2, 29, 23, 59, 59, 999999000, time.UTC), "cloudtrail_events_20240229"},
 		{time.Date(2024, 3, 1, 0, 0, 0, 0, time.FixedZone("CET", 3600)), "cloudtrail_events_20240229"}, // 23:00 UTC
 	}
-	var items []worker.Row
+	var items []cloudtrail.Entry
 	for i, c := range cases {
 		items = append(items, event(fmt.Sprint("e", i), c.at, "k"))
 	}
-	res, err := pg.Write(ctx, []*worker.Object{{Bucket: "bucket", Key: "k", Rows: &rows{items: items}}})
+	res, err := write(ctx, pg, []*testObject{{Bucket: "bucket", Key: "k", Stream: &rows{items: items}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +68,7 @@ func TestPartitionCreationDoesNotWaitForReaders(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pg := setup(t)
-	if _, err := pg.Write(ctx, []*worker.Object{{Bucket: "b", Key: "first", Rows: &rows{items: []worker.Row{
+	if _, err := write(ctx, pg, []*testObject{{Bucket: "b", Key: "first", Stream: &rows{items: []cloudtrail.Entry{
 		event("e0", time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), "first")}}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -97,12 +98,12 @@ func TestPartitionCreationDoesNotWaitForReaders(t *testing.T) {
 				return
 			}
 			defer other.Close()
-			var items []worker.Row
+			var items []cloudtrail.Entry
 			for d := range 5 {
 				at := time.Date(2024, 2, 1+d, w, 0, 0, 0, time.UTC)
 				items = append(items, event(fmt.Sprintf("w%d-d%d", w, d), at, "k"), event(fmt.Sprintf("shared-d%d", d), time.Date(2024, 2, 1+d, 0, 0, 0, 0, time.UTC), "k"))
 			}
-			_, errs[w] = other.Write(wctx, []*worker.Object{{Bucket: "b", Key: fmt.Sprint("w", w), Rows: &rows{items: items}}})
+			_, errs[w] = write(wctx, other, []*testObject{{Bucket: "b", Key: fmt.Sprint("w", w), Stream: &rows{items: items}}})
 		}()
 	}
 	wg.Wait()
@@ -136,7 +137,7 @@ func TestWriteRecreatesPartitionDroppedElsewhere(t *testing.T) {
 	defer other.Close()
 	day := time.Date(2019, 5, 5, 5, 0, 0, 0, time.UTC)
 	write := func(id string) error {
-		_, err := pg.Write(ctx, []*worker.Object{{Bucket: "b", Key: id, Rows: &rows{items: []worker.Row{event(id, day, id)}}}})
+		_, err := write(ctx, pg, []*testObject{{Bucket: "b", Key: id, Stream: &rows{items: []cloudtrail.Entry{event(id, day, id)}}}})
 		return err
 	}
 	if err := write("e1"); err != nil {
@@ -146,7 +147,7 @@ func TestWriteRecreatesPartitionDroppedElsewhere(t *testing.T) {
 		t.Fatalf("drop: %v, %v", parts, err)
 	}
 	err = write("e2")
-	if err == nil || worker.IsPermanent(err) {
+	if err == nil || retry.IsPermanent(err) {
 		t.Fatalf("write to a partition dropped elsewhere: %v; want an error worth retrying", err)
 	}
 	if err := write("e2"); err != nil {
@@ -169,14 +170,14 @@ func TestEnsurePartitionRespectsHandMadeTables(t *testing.T) {
         CREATE TABLE cloudtrail_events_20210101 (x int)`); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := pg.Write(ctx, []*worker.Object{{Bucket: "b", Key: "k", Rows: &rows{items: []worker.Row{
+	if _, err := write(ctx, pg, []*testObject{{Bucket: "b", Key: "k", Stream: &rows{items: []cloudtrail.Entry{
 		event("feb", time.Date(2020, 2, 10, 0, 0, 0, 0, time.UTC), "k")}}}}); err != nil {
 		t.Fatal(err)
 	}
 	if got := partitionOf(t, pg, "feb"); got != "cloudtrail_events_2020_02" {
 		t.Errorf("event of 2020-02-10 is in %s, want the month partition", got)
 	}
-	_, err := pg.Write(ctx, []*worker.Object{{Bucket: "b", Key: "k2", Rows: &rows{items: []worker.Row{
+	_, err := write(ctx, pg, []*testObject{{Bucket: "b", Key: "k2", Stream: &rows{items: []cloudtrail.Entry{
 		event("stray", time.Date(2021, 1, 1, 0, 0, 0, 0, time.UTC), "k2")}}}})
 	if err == nil || !strings.Contains(err.Error(), "is not a partition of cloudtrail_events") {
 		t.Errorf("write beside a stray table: %v; want a clear error", err)

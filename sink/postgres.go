@@ -1,12 +1,15 @@
 // Package sink stores CloudTrail events in PostgreSQL.
 //
-// Postgres owns a pgx pool. Write stores a batch of objects in one
-// transaction with one ledger row per object, so that an object is stored
-// exactly once or not at all: rows of objects held in memory go by binary
-// COPY straight into cloudtrail_events once known duplicates are dropped
-// (batch.go, copy.go); a streamed object, or a batch whose COPY still meets a
-// duplicate, goes through a per-connection staging table and INSERT … ON
-// CONFLICT DO NOTHING (write.go).
+// Postgres owns a pgx pool. It owns the types of what it is given to write
+// (object.go) and has one method per way of giving them: WriteBuffered
+// stores a batch of objects decoded whole in one transaction, with one
+// ledger row per object, so that an object is stored exactly once or not at
+// all: their events go by binary COPY straight into cloudtrail_events once
+// known duplicates are dropped (batch.go, copy.go). WriteStreamed stores one
+// object too big to hold in memory; it, and a batch whose COPY still meets a
+// duplicate, go through a per-connection staging table and INSERT … ON
+// CONFLICT DO NOTHING (write.go). sink imports cloudtrail for the entries
+// it stores, never the worker that gives them.
 package sink
 
 import (
@@ -20,13 +23,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
-
-	"github.com/pgtrail/pgtrail/worker"
-)
-
-var (
-	_ worker.Sink   = (*Postgres)(nil)
-	_ worker.Ledger = (*Postgres)(nil)
 )
 
 // Config is what Open needs.

@@ -7,8 +7,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap"
-
-	"github.com/pgtrail/pgtrail/worker"
 )
 
 // Events that PostgreSQL refuses. A value the writer cannot foresee as
@@ -77,8 +75,7 @@ func newStagedSQL(recordType string) stagedSQL {
 		return col + "::jsonb"
 	}
 	var cols []string
-	for _, c := range strings.Split(eventColumns, ",") {
-		c = strings.TrimSpace(c)
+	for _, c := range eventColumnNames() {
 		for _, j := range jsonColumns {
 			if c == j[0] {
 				c = cast(c)
@@ -93,7 +90,7 @@ func newStagedSQL(recordType string) stagedSQL {
 		fmt.Fprintf(&tries, "\n            what := %s;\n            PERFORM r.%s;", quoteLiteral(j[1]), cast(j[0]))
 	}
 	return stagedSQL{
-		insert: fmt.Sprintf(insertEvents, selectList),
+		insert: fmt.Sprintf(insertEvents, eventColumns, selectList),
 		checkJSON: `DO $$
 DECLARE
     r record;
@@ -148,7 +145,7 @@ const countRefused = `SELECT obj, count(*) FILTER (WHERE reason IS NOT NULL AND 
 // insert of them all, as described above, and returns how many it
 // refused. Its error is not classified: a refused one is left (3) only by
 // what no event is to blame for.
-func (p *Postgres) insertRefusing(ctx context.Context, tx pgx.Tx, stmts *stagedSQL, objs []*worker.Object, res []worker.WriteResult, alerts []byte) (int, error) {
+func (p *Postgres) insertRefusing(ctx context.Context, tx pgx.Tx, stmts *stagedSQL, objs []*Object, res []WriteResult, alerts []byte) (int, error) {
 	if _, err := tx.Exec(ctx, `ROLLBACK TO SAVEPOINT pgtrail_insert`); err != nil {
 		return 0, fmt.Errorf("postgres: rollback to savepoint: %w", err)
 	}

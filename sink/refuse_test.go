@@ -8,14 +8,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgtrail/pgtrail/cloudtrail"
 	"github.com/pgtrail/pgtrail/internal/pgtest"
 	"github.com/pgtrail/pgtrail/sink"
-	"github.com/pgtrail/pgtrail/worker"
 )
 
 // overflow gives an event a requestParameters number beyond numeric's
 // range, in its record too, as a decoded record has it.
-func overflow(e *worker.Event) {
+func overflow(e *cloudtrail.Event) {
 	e.RequestParameters = json.RawMessage(`{"n":1e999999}`)
 	e.Record = json.RawMessage(`{"eventID":"` + e.EventID + `","requestParameters":{"n":1e999999}}`)
 }
@@ -39,34 +39,34 @@ func TestWriteRejectsWhatPostgresRefuses(t *testing.T) {
 				}
 			}
 			at := time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
-			objects := func() []*worker.Object {
-				a := []worker.Row{
+			objects := func() []*testObject {
+				a := []cloudtrail.Entry{
 					event("a0", at, "a"),
-					refusedRow(randomHex(5<<10), "a", func(*worker.Event) {}),
+					refusedRow(randomHex(5<<10), "a", func(*cloudtrail.Event) {}),
 					event("a2", at, "a"),
 					refusedRow("a3", "a", overflow),
-					refusedRow("a4", "a", func(e *worker.Event) { e.UserIdentityARN = "arn:aws:iam::1:user/" + strings.Repeat("x", 4<<10) }),
+					refusedRow("a4", "a", func(e *cloudtrail.Event) { e.UserIdentityARN = "arn:aws:iam::1:user/" + strings.Repeat("x", 4<<10) }),
 					event("a5", at, "a"),
 				}
-				b := []worker.Row{event("b0", at, "b"), refusedRow("b1", "b", overflow), event("b2", at, "b")}
-				c := []worker.Row{event("c0", at, "c")}
-				objs := []*worker.Object{}
+				b := []cloudtrail.Entry{event("b0", at, "b"), refusedRow("b1", "b", overflow), event("b2", at, "b")}
+				c := []cloudtrail.Entry{event("c0", at, "c")}
+				objs := []*testObject{}
 				for _, o := range []struct {
 					key  string
-					rows []worker.Row
+					rows []cloudtrail.Entry
 				}{{"a", a}, {"b", b}, {"c", c}} {
-					obj := &worker.Object{Bucket: "bucket", Key: o.key, Size: 1}
+					obj := &testObject{Bucket: "bucket", Key: o.key, Size: 1}
 					if strings.HasPrefix(path, "buffered") {
-						obj.Rows = &worker.BufferedRows{Rows: o.rows}
+						obj.Entries = o.rows
 					} else {
-						obj.Rows = &rows{items: o.rows}
+						obj.Stream = &rows{items: o.rows}
 					}
 					objs = append(objs, obj)
 				}
 				return objs
 			}
-			want := []worker.WriteResult{{Events: 3, Inserted: 3, Rejected: 3}, {Events: 2, Inserted: 2, Rejected: 1}, {Events: 1, Inserted: 1}}
-			res, err := pg.Write(ctx, objects())
+			want := []sink.WriteResult{{Events: 3, Inserted: 3, Rejected: 3}, {Events: 2, Inserted: 2, Rejected: 1}, {Events: 1, Inserted: 1}}
+			res, err := write(ctx, pg, objects())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -102,11 +102,11 @@ func TestWriteRejectsWhatPostgresRefuses(t *testing.T) {
 				t.Errorf("%d events, want 6", n)
 			}
 
-			res, err = pg.Write(ctx, objects())
+			res, err = write(ctx, pg, objects())
 			if err != nil {
 				t.Fatal(err)
 			}
-			want = []worker.WriteResult{{Events: 3, Duplicates: 3, Rejected: 3}, {Events: 2, Duplicates: 2, Rejected: 1}, {Events: 1, Duplicates: 1}}
+			want = []sink.WriteResult{{Events: 3, Duplicates: 3, Rejected: 3}, {Events: 2, Duplicates: 2, Rejected: 1}, {Events: 1, Duplicates: 1}}
 			for i := range want {
 				if res[i] != want[i] {
 					t.Errorf("again, object %d: %+v, want %+v", i, res[i], want[i])
@@ -133,7 +133,7 @@ func TestWriteRejectsWhatAConstraintRefuses(t *testing.T) {
 	at := time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
 	// The day's partition first: one created later would lack the
 	// constraint, which pgtrail_ensure_partition does not copy.
-	if _, err := pg.Write(ctx, []*worker.Object{buffered("first", event("first", at, "first"))}); err != nil {
+	if _, err := write(ctx, pg, []*testObject{buffered("first", event("first", at, "first"))}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := pg.Pool().Exec(ctx, `
@@ -141,14 +141,14 @@ func TestWriteRejectsWhatAConstraintRefuses(t *testing.T) {
         CREATE INDEX cloudtrail_events_agent ON cloudtrail_events (user_agent)`); err != nil {
 		t.Fatal(err)
 	}
-	res, err := pg.Write(ctx, []*worker.Object{
-		buffered("a", event("a0", at, "a"), refusedRow("a1", "a", func(e *worker.Event) { e.EventName = "DeleteBucket" }), event("a2", at, "a")),
-		buffered("b", refusedRow("b0", "b", func(e *worker.Event) { e.UserAgent = randomHex(5 << 10) }), event("b1", at, "b")),
+	res, err := write(ctx, pg, []*testObject{
+		buffered("a", event("a0", at, "a"), refusedRow("a1", "a", func(e *cloudtrail.Event) { e.EventName = "DeleteBucket" }), event("a2", at, "a")),
+		buffered("b", refusedRow("b0", "b", func(e *cloudtrail.Event) { e.UserAgent = randomHex(5 << 10) }), event("b1", at, "b")),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []worker.WriteResult{{Events: 2, Inserted: 2, Rejected: 1}, {Events: 1, Inserted: 1, Rejected: 1}}
+	want := []sink.WriteResult{{Events: 2, Inserted: 2, Rejected: 1}, {Events: 1, Inserted: 1, Rejected: 1}}
 	for i := range want {
 		if res[i] != want[i] {
 			t.Errorf("object %d: %+v, want %+v", i, res[i], want[i])
@@ -177,7 +177,7 @@ func TestWriterRoleRejectsRefusedEvents(t *testing.T) {
 	}
 	pg := openAs(t, loginRole(t, dbURL, sink.DefaultWriterRole), sink.Config{MaxConns: 2})
 	at := time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
-	if _, err := pg.Write(ctx, []*worker.Object{buffered("first", event("first", at, "first"))}); err != nil {
+	if _, err := write(ctx, pg, []*testObject{buffered("first", event("first", at, "first"))}); err != nil {
 		t.Fatal(err)
 	}
 	for i, extra := range []string{"", `ALTER TABLE cloudtrail_events ADD CONSTRAINT not_k1_2 CHECK (event_id <> 'k1-2')`} {
@@ -187,13 +187,13 @@ func TestWriterRoleRejectsRefusedEvents(t *testing.T) {
 			}
 		}
 		key := fmt.Sprint("k", i)
-		res, err := pg.Write(ctx, []*worker.Object{buffered(key,
+		res, err := write(ctx, pg, []*testObject{buffered(key,
 			event(key+"-0", at, key), refusedRow(key+"-1", key, overflow),
 			event(key+"-2", at, key), event(key+"-3", at, key))})
 		if err != nil {
 			t.Fatalf("%s: %v", key, err)
 		}
-		want := worker.WriteResult{Events: 3 - i, Inserted: 3 - i, Rejected: 1 + i}
+		want := sink.WriteResult{Events: 3 - i, Inserted: 3 - i, Rejected: 1 + i}
 		if res[0] != want {
 			t.Errorf("%s: %+v, want %+v", key, res[0], want)
 		}

@@ -9,8 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgtrail/pgtrail/cloudtrail"
+	"github.com/pgtrail/pgtrail/internal/retry"
 	"github.com/pgtrail/pgtrail/sink"
-	"github.com/pgtrail/pgtrail/worker"
 )
 
 func TestRetentionCutoff(t *testing.T) {
@@ -35,18 +36,18 @@ func TestRetentionCutoff(t *testing.T) {
 func writeDays(t *testing.T, pg *sink.Postgres, daysAgo ...int) {
 	t.Helper()
 	today := time.Now().UTC().Truncate(24 * time.Hour)
-	var items []worker.Row
+	var items []cloudtrail.Entry
 	for _, d := range daysAgo {
 		items = append(items, event(fmt.Sprint("ago", d), today.AddDate(0, 0, -d).Add(12*time.Hour), "k"))
 	}
 	for attempt := 0; ; attempt++ {
-		_, err := pg.Write(context.Background(), []*worker.Object{{Bucket: "bucket", Key: "k", Rows: &rows{items: slices.Clone(items)}}})
+		_, err := write(context.Background(), pg, []*testObject{{Bucket: "bucket", Key: "k", Stream: &rows{items: slices.Clone(items)}}})
 		if err == nil {
 			return
 		}
 		// Retention running meanwhile may drop a partition between its
 		// creation and the insert: the worker retries such errors.
-		if worker.IsPermanent(err) || attempt == 3 {
+		if retry.IsPermanent(err) || attempt == 3 {
 			t.Fatal(err)
 		}
 	}

@@ -18,9 +18,9 @@ import (
 	"go.uber.org/zap/zaptest"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/pgtrail/pgtrail/cloudtrail"
 	"github.com/pgtrail/pgtrail/internal/pgtest"
 	"github.com/pgtrail/pgtrail/sink"
-	"github.com/pgtrail/pgtrail/worker"
 )
 
 // uniqueName returns prefix and a random suffix: roles belong to the whole
@@ -162,9 +162,9 @@ func TestReaderCanOnlyRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	day := time.Date(2024, 8, 1, 13, 0, 0, 0, time.UTC)
-	if _, err := pg.Write(ctx, []*worker.Object{{Bucket: "bucket", Key: "a", Rows: &rows{items: []worker.Row{
+	if _, err := write(ctx, pg, []*testObject{{Bucket: "bucket", Key: "a", Stream: &rows{items: []cloudtrail.Entry{
 		event("e1", day, "a"),
-		{Reject: &worker.Reject{S3Bucket: "bucket", S3Key: "a", Index: 1, Reason: "eventTime missing", Raw: "{}"}},
+		{Reject: &cloudtrail.Reject{S3Bucket: "bucket", S3Key: "a", Index: 1, Reason: "eventTime missing", Raw: "{}"}},
 	}}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -243,23 +243,23 @@ func TestWriterWritesButCannotDropOrAlter(t *testing.T) {
 	}
 	old := time.Date(2016, 2, 29, 23, 0, 0, 0, time.UTC)
 	now := time.Now().UTC()
-	obj := func(key string) *worker.Object {
-		return &worker.Object{Bucket: "bucket", Key: key, Rows: &rows{items: []worker.Row{
+	obj := func(key string) *testObject {
+		return &testObject{Bucket: "bucket", Key: key, Stream: &rows{items: []cloudtrail.Entry{
 			event("e1", old, key), event("e2", now, key),
-			{Reject: &worker.Reject{S3Bucket: "bucket", S3Key: key, Index: 2, Reason: "eventTime missing", Raw: "{}"}},
+			{Reject: &cloudtrail.Reject{S3Bucket: "bucket", S3Key: key, Index: 2, Reason: "eventTime missing", Raw: "{}"}},
 		}}}
 	}
 	for range 2 { // the second time: duplicates and a ledger update
-		if _, err := pg.Write(ctx, []*worker.Object{obj("a")}); err != nil {
+		if _, err := write(ctx, pg, []*testObject{obj("a")}); err != nil {
 			t.Fatalf("Write as the writer: %v", err)
 		}
 	}
 	// Objects decoded ahead take another path: COPY straight into
 	// cloudtrail_events, after a probe for duplicates.
 	for range 2 {
-		if _, err := pg.Write(ctx, []*worker.Object{{Bucket: "bucket", Key: "b", Rows: &worker.BufferedRows{Rows: []worker.Row{
+		if _, err := write(ctx, pg, []*testObject{{Bucket: "bucket", Key: "b", Entries: []cloudtrail.Entry{
 			event("e3", old.AddDate(0, 0, 1), "b"), event("e2", now, "b"),
-		}}}}); err != nil {
+		}}}); err != nil {
 			t.Fatalf("buffered Write as the writer: %v", err)
 		}
 	}
@@ -316,14 +316,14 @@ func TestMigrateAsNonSuperuser(t *testing.T) {
 	if _, err := pg.Migrate(ctx); err != nil {
 		t.Fatalf("migrate as a non-superuser: %v", err)
 	}
-	if _, err := pg.Write(ctx, []*worker.Object{{Bucket: "b", Key: "k", Rows: &rows{items: []worker.Row{event("e1", time.Now(), "k")}}}}); err != nil {
+	if _, err := write(ctx, pg, []*testObject{{Bucket: "b", Key: "k", Stream: &rows{items: []cloudtrail.Entry{event("e1", time.Now(), "k")}}}}); err != nil {
 		t.Fatal(err)
 	}
 	if n := count(t, pg, `SELECT count(*) FROM pg_tables WHERE tablename LIKE 'cloudtrail\_%' AND tableowner <> current_user`); n != 0 {
 		t.Errorf("%d tables not owned by the migrating role", n)
 	}
 	w := openAs(t, loginRole(t, dbURL, writer), sink.Config{})
-	if _, err := w.Write(ctx, []*worker.Object{{Bucket: "b", Key: "k2", Rows: &rows{items: []worker.Row{event("e2", time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC), "k2")}}}}); err != nil {
+	if _, err := write(ctx, w, []*testObject{{Bucket: "b", Key: "k2", Stream: &rows{items: []cloudtrail.Entry{event("e2", time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC), "k2")}}}}); err != nil {
 		t.Fatalf("write as %s: %v", writer, err)
 	}
 	c := connect(t, loginRole(t, dbURL, reader))

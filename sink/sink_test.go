@@ -10,18 +10,66 @@ import (
 
 	"go.uber.org/zap/zaptest"
 
+	"github.com/pgtrail/pgtrail/cloudtrail"
 	"github.com/pgtrail/pgtrail/internal/pgtest"
 	"github.com/pgtrail/pgtrail/sink"
-	"github.com/pgtrail/pgtrail/worker"
 )
 
-// rows is a RowSource over a slice.
+// testObject is an object as a test hands it to write: buffered (Entries)
+// or, when Stream is set, streamed.
+type testObject struct {
+	Bucket, Key string
+	Size        int64
+	MessageID   string
+	Entries     []cloudtrail.Entry
+	Stream      sink.EntrySource
+}
+
+// write hands objs to pg the two ways the worker does: the buffered ones
+// together in one WriteBuffered, then each streamed one alone in
+// WriteStreamed. The results are in the order of objs.
+func write(ctx context.Context, pg *sink.Postgres, objs []*testObject) ([]sink.WriteResult, error) {
+	res := make([]sink.WriteResult, len(objs))
+	var buffered []*sink.BufferedObject
+	var at []int
+	for i, o := range objs {
+		head := sink.Object{Bucket: o.Bucket, Key: o.Key, Size: o.Size, MessageID: o.MessageID}
+		if o.Stream != nil {
+			continue
+		}
+		buffered = append(buffered, &sink.BufferedObject{Object: head, Entries: o.Entries})
+		at = append(at, i)
+	}
+	if len(buffered) > 0 {
+		r, err := pg.WriteBuffered(ctx, buffered)
+		if err != nil {
+			return nil, err
+		}
+		for k, i := range at {
+			res[i] = r[k]
+		}
+	}
+	for i, o := range objs {
+		if o.Stream == nil {
+			continue
+		}
+		head := sink.Object{Bucket: o.Bucket, Key: o.Key, Size: o.Size, MessageID: o.MessageID}
+		r, err := pg.WriteStreamed(ctx, &sink.StreamedObject{Object: head, Entries: o.Stream})
+		if err != nil {
+			return nil, err
+		}
+		res[i] = r
+	}
+	return res, nil
+}
+
+// rows is an EntrySource over a slice.
 type rows struct {
-	items []worker.Row
+	items []cloudtrail.Entry
 	err   error // returned after the items, instead of io.EOF, when set
 }
 
-func (r *rows) Next(row *worker.Row) error {
+func (r *rows) Next(row *cloudtrail.Entry) error {
 	if len(r.items) == 0 {
 		if r.err != nil {
 			return r.err
@@ -47,9 +95,9 @@ func setup(t *testing.T) *sink.Postgres {
 	return pg
 }
 
-func event(id string, at time.Time, key string) worker.Row {
+func event(id string, at time.Time, key string) cloudtrail.Entry {
 	rec, _ := json.Marshal(map[string]any{"eventID": id, "eventTime": at.Format(time.RFC3339)})
-	return worker.Row{Event: worker.Event{
+	return cloudtrail.Entry{Event: cloudtrail.Event{
 		EventID: id, EventTime: at, EventName: "GetObject", Record: rec,
 		RequestParameters: json.RawMessage(`{"bucketName":"b"}`),
 		S3Bucket:          "bucket", S3Key: key,
@@ -115,18 +163,18 @@ func TestWriteDeduplicatesAndKeepsRejects(t *testing.T) {
 	day1 := time.Date(2024, 8, 1, 13, 0, 0, 0, time.UTC)
 	day2 := time.Date(2019, 2, 28, 23, 59, 59, 0, time.UTC) // an old backfill
 
-	obj := func(key string, items ...worker.Row) *worker.Object {
-		return &worker.Object{Bucket: "bucket", Key: key, Size: 100, MessageID: "m1", Rows: &rows{items: items}}
+	obj := func(key string, items ...cloudtrail.Entry) *testObject {
+		return &testObject{Bucket: "bucket", Key: key, Size: 100, MessageID: "m1", Stream: &rows{items: items}}
 	}
-	reject := worker.Row{Reject: &worker.Reject{S3Bucket: "bucket", S3Key: "a", Index: 2, Reason: "eventTime missing", Raw: `{"x":1}`}}
-	res, err := pg.Write(ctx, []*worker.Object{
+	reject := cloudtrail.Entry{Reject: &cloudtrail.Reject{S3Bucket: "bucket", S3Key: "a", Index: 2, Reason: "eventTime missing", Raw: `{"x":1}`}}
+	res, err := write(ctx, pg, []*testObject{
 		obj("a", event("e1", day1, "a"), event("e2", day2, "a"), reject, event("e1", day1, "a")),
 		obj("b", event("e2", day2, "b"), event("e3", day1, "b")),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []worker.WriteResult{{Events: 3, Inserted: 2, Duplicates: 1, Rejected: 1}, {Events: 2, Inserted: 1, Duplicates: 1}}
+	want := []sink.WriteResult{{Events: 3, Inserted: 2, Duplicates: 1, Rejected: 1}, {Events: 2, Inserted: 1, Duplicates: 1}}
 	for i := range want {
 		if res[i] != want[i] {
 			t.Errorf("object %d: %+v, want %+v", i, res[i], want[i])
@@ -143,7 +191,7 @@ func TestWriteDeduplicatesAndKeepsRejects(t *testing.T) {
 	}
 
 	// Redelivery: the same object again adds nothing but a delivery.
-	res, err = pg.Write(ctx, []*worker.Object{obj("a", event("e1", day1, "a"), event("e2", day2, "a"), reject)})
+	res, err = write(ctx, pg, []*testObject{obj("a", event("e1", day1, "a"), event("e2", day2, "a"), reject)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,12 +226,12 @@ func TestWriteIsAllOrNothing(t *testing.T) {
 	ctx := context.Background()
 	pg := setup(t)
 	boom := io.ErrUnexpectedEOF
-	_, err := pg.Write(ctx, []*worker.Object{
-		{Bucket: "bucket", Key: "ok", Rows: &rows{items: []worker.Row{event("e1", time.Now(), "ok")}}},
-		{Bucket: "bucket", Key: "bad", Rows: &rows{items: []worker.Row{event("e2", time.Now(), "bad")}, err: boom}},
+	_, err := pg.WriteStreamed(ctx, &sink.StreamedObject{
+		Object:  sink.Object{Bucket: "bucket", Key: "bad"},
+		Entries: &rows{items: []cloudtrail.Entry{event("e1", time.Now(), "bad"), event("e2", time.Now(), "bad")}, err: boom},
 	})
 	if err != boom {
-		t.Fatalf("Write returned %v, want the row source's error", err)
+		t.Fatalf("WriteStreamed returned %v, want the entry source's error", err)
 	}
 	if n := count(t, pg, `SELECT count(*) FROM cloudtrail_events`); n != 0 {
 		t.Errorf("%d events stored after a failed write, want 0", n)

@@ -6,15 +6,16 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/pgtrail/pgtrail/worker"
+	"github.com/pgtrail/pgtrail/cloudtrail"
 )
 
 // stagingDDL creates, once per connection, the temporary table that COPY
-// fills. Events and rejects share it; obj is the object's index in the
+// fills: cloudtrail.Columns and four columns of its own. Events and rejects share it; obj is the object's index in the
 // batch, rec the record's in its object, and dup marks an event that
 // insertEach found stored (refuse.go).
 //
@@ -26,45 +27,34 @@ import (
 // SELECT would carry a text value compressed here into cloudtrail_events as
 // it is, with the session's default method (pglz) instead of the column's
 // lz4, and compressing what is thrown away at commit is wasted work.
-const stagingDDL = `CREATE TEMP TABLE IF NOT EXISTS pgtrail_staging (
-    obj integer, rec integer, reason text, raw text,
-    event_id text, event_time timestamptz, event_version text, event_source text,
-    event_name text, event_type text, event_category text, aws_region text,
-    source_ip_address text, user_agent text, user_identity_type text,
-    user_identity_arn text, user_identity_account_id text,
-    user_identity_principal_id text, user_identity_access_key_id text,
-    user_identity_user_name text, session_issuer_arn text,
-    session_mfa_authenticated boolean, invoked_by text, error_code text,
-    error_message text, request_id text, read_only boolean,
-    management_event boolean, recipient_account_id text, shared_event_id text,
-    vpc_endpoint_id text, request_parameters text, response_elements text,
-    additional_event_data text, resources text, record text,
-    s3_bucket text, s3_key text, dup boolean NOT NULL DEFAULT false
-) WITH (toast_tuple_target = 8160) ON COMMIT DELETE ROWS`
+var stagingDDL = func() string {
+	cols := []string{"obj integer", "rec integer", "reason text", "raw text"}
+	for _, c := range cloudtrail.Columns {
+		typ := c.Type
+		if typ == "jsonb" {
+			typ = "text"
+		}
+		cols = append(cols, c.Name+" "+typ)
+	}
+	cols = append(cols, "dup boolean NOT NULL DEFAULT false")
+	return "CREATE TEMP TABLE IF NOT EXISTS pgtrail_staging (\n    " + strings.Join(cols, ",\n    ") +
+		"\n) WITH (toast_tuple_target = 8160) ON COMMIT DELETE ROWS"
+}()
 
-// eventColumns are cloudtrail_events' columns that the writer fills, in the
-// order Values produces them after the four staging-only columns.
-const eventColumns = `event_id, event_time, event_version, event_source,
-    event_name, event_type, event_category, aws_region, source_ip_address,
-    user_agent, user_identity_type, user_identity_arn, user_identity_account_id,
-    user_identity_principal_id, user_identity_access_key_id,
-    user_identity_user_name, session_issuer_arn, session_mfa_authenticated,
-    invoked_by, error_code, error_message, request_id, read_only,
-    management_event, recipient_account_id, shared_event_id, vpc_endpoint_id,
-    request_parameters, response_elements, additional_event_data, resources,
-    record, s3_bucket, s3_key`
+// eventColumns are cloudtrail_events' columns that the writer fills
+// (cloudtrail.Columns), in the order Values produces them after the four
+// staging-only columns, as a column list.
+var eventColumns = strings.Join(eventColumnNames(), ", ")
 
-var stagingColumns = []string{
-	"obj", "rec", "reason", "raw",
-	"event_id", "event_time", "event_version", "event_source",
-	"event_name", "event_type", "event_category", "aws_region", "source_ip_address",
-	"user_agent", "user_identity_type", "user_identity_arn", "user_identity_account_id",
-	"user_identity_principal_id", "user_identity_access_key_id",
-	"user_identity_user_name", "session_issuer_arn", "session_mfa_authenticated",
-	"invoked_by", "error_code", "error_message", "request_id", "read_only",
-	"management_event", "recipient_account_id", "shared_event_id", "vpc_endpoint_id",
-	"request_parameters", "response_elements", "additional_event_data", "resources",
-	"record", "s3_bucket", "s3_key",
+// stagingColumns are the staging table's columns that COPY fills.
+var stagingColumns = append([]string{"obj", "rec", "reason", "raw"}, eventColumnNames()...)
+
+func eventColumnNames() []string {
+	names := make([]string, len(cloudtrail.Columns))
+	for i, c := range cloudtrail.Columns {
+		names[i] = c.Name
+	}
+	return names
 }
 
 // insertOrder is the order every write inserts events in, the COPY of a
@@ -74,10 +64,10 @@ var stagingColumns = []string{
 const insertOrder = `event_time, event_id COLLATE "C"`
 
 // insertEvents moves the staged events into cloudtrail_events and counts
-// what each object inserted. %s is the select list, which casts the JSON
-// columns (newStagedSQL).
+// what each object inserted. The first %s is eventColumns, the second the
+// select list, which casts the JSON columns (newStagedSQL).
 const insertEvents = `WITH ins AS (
-    INSERT INTO cloudtrail_events (` + eventColumns + `)
+    INSERT INTO cloudtrail_events (%s)
     SELECT %s FROM pgtrail_staging WHERE reason IS NULL
     ORDER BY ` + insertOrder + `
     ON CONFLICT DO NOTHING
@@ -97,27 +87,49 @@ const upsertLedger = `INSERT INTO cloudtrail_objects
         duplicates = EXCLUDED.duplicates,
         processed_at = now()`
 
-// Write stores every row of objs, and one ledger row per object, in one
-// transaction. An event that PostgreSQL would refuse (check.go), or refuses
-// (refuse.go), for its values is stored as a reject in its place, with the
-// reason. An error is marked worker.Permanent if retrying cannot help
-// (errors.go); a decode error from a RowSource is returned as it is.
-// Objects decoded ahead take the buffered path (batch.go); others stream
-// through the staging table.
-func (p *Postgres) Write(ctx context.Context, objs []*worker.Object) ([]worker.WriteResult, error) {
-	if err := checkObjects(objs); err != nil {
+// Writing. Both write methods store every entry of their objects, and one
+// ledger row per object, in one transaction. An event that PostgreSQL
+// would refuse (check.go), or refuses (refuse.go), for its values is stored
+// as a reject in its place, with the reason. An error is marked
+// retry.Permanent if retrying cannot help (errors.go); an error of a
+// StreamedObject's EntrySource (decode, fetch) is returned as it is.
+
+// WriteBuffered stores objects decoded whole, in one transaction: by
+// binary COPY straight into cloudtrail_events (batch.go), or through the
+// staging table when that meets a duplicate or a refused value.
+func (p *Postgres) WriteBuffered(ctx context.Context, objs []*BufferedObject) ([]WriteResult, error) {
+	heads := make([]*Object, len(objs))
+	for i, o := range objs {
+		heads[i] = &o.Object
+	}
+	if err := checkObjects(heads); err != nil {
 		return nil, err
 	}
-	if bufs, ok := buffered(objs); ok && len(objs) > 0 {
-		return p.writeBuffered(ctx, objs, bufs)
+	if len(objs) == 0 {
+		return []WriteResult{}, nil
 	}
-	return p.writeStaged(ctx, objs)
+	return p.writeBuffered(ctx, heads, objs)
 }
 
-// writeStaged COPYs the rows into the staging table and moves them into
-// cloudtrail_events with INSERT … ON CONFLICT DO NOTHING.
-func (p *Postgres) writeStaged(ctx context.Context, objs []*worker.Object) ([]worker.WriteResult, error) {
-	res := make([]worker.WriteResult, len(objs))
+// WriteStreamed stores one object whose entries are read once, as they
+// are decoded, through the staging table.
+func (p *Postgres) WriteStreamed(ctx context.Context, obj *StreamedObject) (WriteResult, error) {
+	heads := []*Object{&obj.Object}
+	if err := checkObjects(heads); err != nil {
+		return WriteResult{}, err
+	}
+	res, err := p.writeStaged(ctx, heads, []EntrySource{obj.Entries})
+	if err != nil {
+		return WriteResult{}, err
+	}
+	return res[0], nil
+}
+
+// writeStaged COPYs the entries of objs, read from srcs (one per object),
+// into the staging table and moves them into cloudtrail_events with
+// INSERT … ON CONFLICT DO NOTHING.
+func (p *Postgres) writeStaged(ctx context.Context, objs []*Object, srcs []EntrySource) ([]WriteResult, error) {
+	res := make([]WriteResult, len(objs))
 	if len(objs) == 0 {
 		return res, nil
 	}
@@ -132,7 +144,7 @@ func (p *Postgres) writeStaged(ctx context.Context, objs []*worker.Object) ([]wo
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit
 
-	src := &copySource{objs: objs, res: res, days: map[int64]bool{}, matcher: p.matcher}
+	src := &copySource{srcs: srcs, res: res, days: map[int64]bool{}, matcher: p.matcher}
 	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"pgtrail_staging"}, stagingColumns, src); err != nil {
 		if src.err != nil {
 			return nil, src.err // the object's own error: decode, fetch
@@ -185,7 +197,7 @@ func (p *Postgres) writeStaged(ctx context.Context, objs []*worker.Object) ([]wo
 // insertStaged runs insert (insertEvents) and sets each object's Inserted
 // in res; with alerts (alertsJSON), it stores those whose events it
 // inserted in the same statement. Its error is not classified.
-func (p *Postgres) insertStaged(ctx context.Context, tx pgx.Tx, insert string, objs []*worker.Object, res []worker.WriteResult, alerts []byte) error {
+func (p *Postgres) insertStaged(ctx context.Context, tx pgx.Tx, insert string, objs []*Object, res []WriteResult, alerts []byte) error {
 	byKey := make(map[[2]string]int, len(objs))
 	for i, o := range objs {
 		byKey[[2]string{o.Bucket, o.Key}] = i
@@ -256,16 +268,16 @@ func (p *Postgres) ForgetPartitions() {
 	p.mu.Unlock()
 }
 
-// copySource feeds COPY from the objects' row sources, one object after
+// copySource feeds COPY from the objects' entry sources, one object after
 // another, counting as it goes. An event that checkEvent refuses is staged
 // as a reject.
 type copySource struct {
-	objs    []*worker.Object
-	res     []worker.WriteResult
+	srcs    []EntrySource
+	res     []WriteResult
 	days    map[int64]bool
 	i       int
-	next    int // the index in objs[i] of the row after row
-	row     worker.Row
+	next    int // the index in srcs[i] of the entry after row
+	row     cloudtrail.Entry
 	vals    []any
 	rejects int
 	err     error
@@ -275,9 +287,9 @@ type copySource struct {
 }
 
 func (s *copySource) Next() bool {
-	for s.i < len(s.objs) {
-		s.row = worker.Row{}
-		err := s.objs[s.i].Rows.Next(&s.row)
+	for s.i < len(s.srcs) {
+		s.row = cloudtrail.Entry{}
+		err := s.srcs[s.i].Next(&s.row)
 		if errors.Is(err, io.EOF) {
 			s.i++
 			s.next = 0

@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/pgtrail/pgtrail/cloudtrail"
 	"github.com/pgtrail/pgtrail/internal/localaws"
 	"github.com/pgtrail/pgtrail/worker"
 )
@@ -201,7 +202,7 @@ func TestBadInput(t *testing.T) {
 	notJSONID := e.sendID(`{"Records":[{"s3":`)
 
 	cfg := e.config()
-	cfg.Limits = worker.Limits{MaxObjectBytes: 16 << 20, MaxRecordBytes: 1 << 20}
+	cfg.Limits = cloudtrail.Limits{MaxObjectBytes: 16 << 20, MaxRecordBytes: 1 << 20}
 	cfg.Allow = worker.AllowList{Buckets: []string{e.bucket}, Prefixes: []string{"AWSLogs/"}}
 	logs := e.startObserved(cfg)
 

@@ -97,7 +97,7 @@ func TestBigObjectMemoryIsBounded(t *testing.T) {
 
 	h := sampleHeap()
 	start := time.Now()
-	err := proc.Objects(e.ctx, "m-big", []worker.ObjectRef{{Bucket: e.bucket, Key: "AWSLogs/1/CloudTrail/us-east-1/2024/05/01/big.json.gz"}})
+	err := proc.CommitMessage(e.ctx, "m-big", []worker.ObjectRef{{Bucket: e.bucket, Key: "AWSLogs/1/CloudTrail/us-east-1/2024/05/01/big.json.gz"}})
 	peak := h.Stop()
 	if err != nil {
 		t.Fatal(err)

@@ -14,6 +14,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pgtrail/pgtrail/bench/gen"
+	"github.com/pgtrail/pgtrail/cloudtrail"
+	"github.com/pgtrail/pgtrail/sink"
 )
 
 // heldSink notes, for every Write, whether its objects were decoded whole
@@ -33,54 +35,61 @@ type heldSink struct {
 	events   int
 }
 
-// rowsHeld is the memory that rows decoded before the write take, counted
-// as little as can be: the Row values and their records' text.
-func rowsHeld(o *Object) (n int64, buffered bool) {
-	var rows []Row
-	switch src := o.Rows.(type) {
-	case *BufferedRows:
-		rows, buffered = src.Rows, true
-	case *recordRows:
-		rows = src.ahead
+// entriesHeld is the memory that entries decoded before the write take,
+// counted as little as can be: the Entry values and their records' text.
+func entriesHeld(entries []cloudtrail.Entry) (n int64) {
+	for i := range entries {
+		n += int64(unsafe.Sizeof(entries[i])) + int64(len(entries[i].Event.Record))
 	}
-	for i := range rows {
-		n += int64(unsafe.Sizeof(rows[i])) + int64(len(rows[i].Event.Record))
-	}
-	return n, buffered
+	return n
 }
 
-func (s *heldSink) Write(_ context.Context, objs []*Object) ([]WriteResult, error) {
+func (s *heldSink) WriteBuffered(_ context.Context, objs []*sink.BufferedObject) ([]sink.WriteResult, error) {
 	var held int64
+	res := make([]sink.WriteResult, len(objs))
+	for i, o := range objs {
+		held += entriesHeld(o.Entries)
+		res[i].Events = len(o.Entries)
+	}
+	return res, s.hold1(len(objs), 0, held, res)
+}
+
+func (s *heldSink) WriteStreamed(_ context.Context, obj *sink.StreamedObject) (sink.WriteResult, error) {
+	var held int64
+	if d, ok := obj.Entries.(*decodeStream); ok {
+		held = entriesHeld(d.ahead)
+	}
+	res := []sink.WriteResult{{}}
+	err := s.hold1(0, 1, held, nil)
+	var e cloudtrail.Entry
+	for obj.Entries.Next(&e) == nil {
+		res[0].Events++
+	}
+	s.mu.Lock()
+	s.events += res[0].Events
+	s.mu.Unlock()
+	return res[0], err
+}
+
+// hold1 notes one write of buffered and streamed objects whose entries
+// decoded ahead hold held bytes, waits s.hold, and counts res's events.
+func (s *heldSink) hold1(buffered, streamed int, held int64, res []sink.WriteResult) error {
 	s.mu.Lock()
 	s.writes++
-	for _, o := range objs {
-		n, buffered := rowsHeld(o)
-		held += n
-		if buffered {
-			s.buffered++
-		} else {
-			s.streamed++
-		}
-	}
+	s.buffered += buffered
+	s.streamed += streamed
 	s.held += held
 	s.peak = max(s.peak, s.held)
 	s.mu.Unlock()
 	time.Sleep(s.hold)
 
-	res := make([]WriteResult, len(objs))
-	for i, o := range objs {
-		var row Row
-		for o.Rows.Next(&row) == nil {
-			res[i].Events++
-		}
-	}
 	s.mu.Lock()
 	s.held -= held
 	for _, r := range res {
 		s.events += r.Events
 	}
 	s.mu.Unlock()
-	return res, nil
+	return nil
 }
 
 // TestManyTinyRecordsStream checks that an object is decoded whole only
@@ -106,21 +115,21 @@ func TestManyTinyRecordsStream(t *testing.T) {
 		{"ordinary object", ordinary.Body, ordinary.Records, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			sink := &heldSink{}
-			p := NewProcessor(Config{}, nil, sink, nil, nil, zaptest.NewLogger(t))
-			res, err := p.write(context.Background(), &Object{Key: "f.json.gz"}, bytes.NewReader(tc.body), nil)
+			hs := &heldSink{}
+			p := NewProcessor(Config{}, nil, hs, nil, nil, zaptest.NewLogger(t))
+			res, err := p.write(context.Background(), &sink.Object{Key: "f.json.gz"}, bytes.NewReader(tc.body), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if res.Events != tc.events || sink.events != tc.events {
-				t.Fatalf("%d events in the result, %d read by the sink, want %d", res.Events, sink.events, tc.events)
+			if res.Events != tc.events || hs.events != tc.events {
+				t.Fatalf("%d events in the result, %d read by the sink, want %d", res.Events, hs.events, tc.events)
 			}
-			if got := sink.buffered == 1; got != tc.buffered {
+			if got := hs.buffered == 1; got != tc.buffered {
 				t.Errorf("decoded whole: %v, want %v", got, tc.buffered)
 			}
-			if sink.peak > maxBufferedBytes {
+			if hs.peak > maxBufferedBytes {
 				t.Errorf("rows decoded before the write hold at least %.1f MB, want at most %.1f MB",
-					float64(sink.peak)/(1<<20), float64(maxBufferedBytes)/(1<<20))
+					float64(hs.peak)/(1<<20), float64(maxBufferedBytes)/(1<<20))
 			}
 		})
 	}
@@ -147,24 +156,24 @@ func TestQueuedRowsBounded(t *testing.T) {
 		b.WriteString(`]}`)
 		bodies[i] = b.Bytes()
 	}
-	sink := &heldSink{hold: 200 * time.Millisecond}
-	p := NewProcessor(Config{ObjectConcurrency: objects}, nil, sink, nil, nil, zaptest.NewLogger(t))
+	hs := &heldSink{hold: 200 * time.Millisecond}
+	p := NewProcessor(Config{ObjectConcurrency: objects}, nil, hs, nil, nil, zaptest.NewLogger(t))
 	var g errgroup.Group
 	for i, body := range bodies {
 		g.Go(func() error {
-			_, err := p.write(context.Background(), &Object{Key: fmt.Sprintf("q%d.json", i)}, bytes.NewReader(body), nil)
+			_, err := p.write(context.Background(), &sink.Object{Key: fmt.Sprintf("q%d.json", i)}, bytes.NewReader(body), nil)
 			return err
 		})
 	}
 	if err := g.Wait(); err != nil {
 		t.Fatal(err)
 	}
-	if sink.events != objects*records || sink.buffered != objects {
-		t.Fatalf("%d events in %d objects decoded whole, want %d in %d", sink.events, sink.buffered, objects*records, objects)
+	if hs.events != objects*records || hs.buffered != objects {
+		t.Fatalf("%d events in %d objects decoded whole, want %d in %d", hs.events, hs.buffered, objects*records, objects)
 	}
-	t.Logf("%d objects in %d transactions; at most %.1f MB of rows in transactions at once", objects, sink.writes, float64(sink.peak)/(1<<20))
-	if sink.peak > maxQueuedBytes {
+	t.Logf("%d objects in %d transactions; at most %.1f MB of rows in transactions at once", objects, hs.writes, float64(hs.peak)/(1<<20))
+	if hs.peak > maxQueuedBytes {
 		t.Errorf("transactions held %.1f MB of rows at once, want at most %.1f MB",
-			float64(sink.peak)/(1<<20), float64(maxQueuedBytes)/(1<<20))
+			float64(hs.peak)/(1<<20), float64(maxQueuedBytes)/(1<<20))
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/pgtrail/pgtrail/internal/retry"
 )
 
 // Deleting finished messages. One DeleteMessage call per message cost more
@@ -16,7 +18,7 @@ import (
 // up to ten messages for the price of one call.
 //
 // Batching must not make a message wait for company, so the deleter has no
-// goroutine and no timer (see leaders, as the batcher): a handler that finds no call in
+// goroutine and no timer (see combiner, as the batcher): a handler that finds no call in
 // progress sends its own delete at once, alone; handlers that finish while a
 // call is in progress queue their receipt handles, and the next call takes
 // up to ten of them. An idle worker's deletes so wait for nothing, a busy
@@ -39,7 +41,7 @@ const (
 	maxDeleteCalls = 4
 )
 
-// deleter deletes messages from one queue in batches (see leaders): a
+// deleter deletes messages from one queue in batches (see combiner): a
 // caller that finds no call in progress, or a full batch waiting and fewer
 // than maxDeleteCalls calls in progress, becomes a sender: it sends batches
 // from the head of the queue until its own handle is deleted or failed,
@@ -47,7 +49,7 @@ const (
 type deleter struct {
 	sqs      SQS
 	queueURL string
-	l        leaders[deleteItem]
+	l        combiner[deleteItem]
 }
 
 type deleteItem struct {
@@ -57,7 +59,7 @@ type deleteItem struct {
 
 func newDeleter(q SQS, queueURL string) *deleter {
 	d := &deleter{sqs: q, queueURL: queueURL}
-	d.l = leaders[deleteItem]{
+	d.l = combiner[deleteItem]{
 		lead: func(queued, sending int) bool {
 			return sending == 0 || (queued >= maxDeleteBatch && sending < maxDeleteCalls)
 		},
@@ -123,7 +125,7 @@ func (d *deleter) send(ctx context.Context, batch []*queued[deleteItem]) {
 func entryError(f types.BatchResultErrorEntry) error {
 	err := fmt.Errorf("%s: %s", aws.ToString(f.Code), aws.ToString(f.Message))
 	if f.SenderFault {
-		return Permanent(err)
+		return retry.Permanent(err)
 	}
 	return err
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/pgtrail/pgtrail/internal/localaws"
+	"github.com/pgtrail/pgtrail/internal/retry"
 )
 
 // heldSQS passes every call to the emulator's client, records the receipt
@@ -232,7 +233,7 @@ func TestDeleterFailedEntry(t *testing.T) {
 		switch {
 		case 1+i == bad && err == nil:
 			t.Errorf("delete with an invalid receipt handle succeeded")
-		case 1+i == bad && !IsPermanent(err):
+		case 1+i == bad && !retry.IsPermanent(err):
 			t.Errorf("delete with an invalid receipt handle: %v; want a permanent error, not retried", err)
 		case 1+i != bad && err != nil:
 			t.Errorf("delete %d, batched with an invalid one: %v", 1+i, err)
@@ -248,11 +249,11 @@ func TestDeleterFailedEntry(t *testing.T) {
 // TestEntryError checks how failed entries are classified.
 func TestEntryError(t *testing.T) {
 	sender := entryError(types.BatchResultErrorEntry{Id: aws.String("0"), Code: aws.String("ReceiptHandleIsInvalid"), Message: aws.String("bad"), SenderFault: true})
-	if !IsPermanent(sender) || sender.Error() != "ReceiptHandleIsInvalid: bad" {
-		t.Errorf("sender fault: %v (permanent %t)", sender, IsPermanent(sender))
+	if !retry.IsPermanent(sender) || sender.Error() != "ReceiptHandleIsInvalid: bad" {
+		t.Errorf("sender fault: %v (permanent %t)", sender, retry.IsPermanent(sender))
 	}
 	server := entryError(types.BatchResultErrorEntry{Id: aws.String("1"), Code: aws.String("InternalError"), Message: aws.String("oops")})
-	if IsPermanent(server) {
+	if retry.IsPermanent(server) {
 		t.Errorf("server fault %v is permanent; want it retried", server)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 
 	"github.com/pgtrail/pgtrail/internal/corpus"
+	"github.com/pgtrail/pgtrail/internal/retry"
 
 	"context"
 	"encoding/json"
@@ -79,7 +80,7 @@ func (e *env) config() worker.Config {
 		WaitTime:          time.Second,
 		VisibilityTimeout: 4 * time.Second,
 		ShutdownGrace:     10 * time.Second,
-		Backoff:           worker.Backoff{Base: 10 * time.Millisecond, Max: 100 * time.Millisecond, Attempts: 3},
+		Backoff:           retry.Backoff{Base: 10 * time.Millisecond, Max: 100 * time.Millisecond, Attempts: 3},
 	}
 }
 

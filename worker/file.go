@@ -7,29 +7,33 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/pgtrail/pgtrail/cloudtrail"
+	"github.com/pgtrail/pgtrail/internal/retry"
+	"github.com/pgtrail/pgtrail/sink"
 )
 
 // File commits one local CloudTrail file through the same decode, normalize
 // and write path as an S3 object. Its events carry an empty s3_bucket and
 // the file's path as s3_key. Transient database errors are retried.
-func (p *Processor) File(ctx context.Context, path string) (WriteResult, error) {
-	var res WriteResult
+func (p *Processor) File(ctx context.Context, path string) (sink.WriteResult, error) {
+	var res sink.WriteResult
 	err := p.backoff.Retry(ctx, func() error {
 		f, err := os.Open(path)
 		if err != nil {
-			return Permanent(err)
+			return retry.Permanent(err)
 		}
 		defer f.Close()
 		st, err := f.Stat()
 		if err != nil {
-			return Permanent(err)
+			return retry.Permanent(err)
 		}
 		r, release, err := p.readSmall(f, st.Size())
 		if err != nil {
-			return Permanent(fmt.Errorf("read %s: %w", path, err))
+			return retry.Permanent(fmt.Errorf("read %s: %w", path, err))
 		}
 		defer release()
-		res, err = p.write(ctx, &Object{Key: path, Size: st.Size()}, r, nil)
+		res, err = p.write(ctx, &sink.Object{Key: path, Size: st.Size()}, r, nil)
 		return err
 	}, nil)
 	return res, err
@@ -53,7 +57,7 @@ func LogFiles(paths []string) ([]string, error) {
 			if err != nil {
 				return err
 			}
-			if d.IsDir() || isDigest(filepath.ToSlash(path)) {
+			if d.IsDir() || cloudtrail.IsDigestKey(filepath.ToSlash(path)) {
 				return nil
 			}
 			if strings.HasSuffix(path, ".json") || strings.HasSuffix(path, ".json.gz") {

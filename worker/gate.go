@@ -7,6 +7,9 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/pgtrail/pgtrail/internal/retry"
+	"github.com/pgtrail/pgtrail/sink"
 )
 
 // Pinger is what the worker needs to know whether its database can take
@@ -28,7 +31,7 @@ type Pinger interface {
 // ping's length. A Gate is safe for concurrent use.
 type Gate struct {
 	db      Pinger
-	backoff Backoff
+	backoff retry.Backoff
 	log     *zap.Logger
 	metrics *Metrics
 
@@ -52,7 +55,7 @@ const (
 
 // DefaultProbeBackoff paces the pings while the database is down: from
 // half a second, doubling, to ten seconds.
-var DefaultProbeBackoff = Backoff{Base: 500 * time.Millisecond, Max: 10 * time.Second}
+var DefaultProbeBackoff = retry.Backoff{Base: 500 * time.Millisecond, Max: 10 * time.Second}
 
 // pingTimeout bounds one ping.
 const pingTimeout = 5 * time.Second
@@ -63,7 +66,7 @@ const minSuspectInterval = time.Second
 
 // NewGate returns a Gate that pings db. b paces the pings while the
 // database is down; its zero value means DefaultProbeBackoff.
-func NewGate(db Pinger, b Backoff, m *Metrics, log *zap.Logger) *Gate {
+func NewGate(db Pinger, b retry.Backoff, m *Metrics, log *zap.Logger) *Gate {
 	if b.Base <= 0 || b.Max <= 0 {
 		b = DefaultProbeBackoff
 	}
@@ -196,7 +199,7 @@ func (g *Gate) ping(ctx context.Context) {
 		return
 	}
 	g.failed++
-	g.next = time.Now().Add(g.backoff.delay(g.failed))
+	g.next = time.Now().Add(g.backoff.Delay(g.failed))
 	if g.state != gateDown {
 		g.state, g.since = gateDown, time.Now()
 		g.metrics.paused(true)
@@ -215,10 +218,22 @@ type gatedSink struct {
 	gate *Gate
 }
 
-func (s gatedSink) Write(ctx context.Context, objs []*Object) ([]WriteResult, error) {
-	res, err := s.Sink.Write(ctx, objs)
-	if err != nil && !IsPermanent(err) && ctx.Err() == nil && !errors.Is(err, context.Canceled) {
+func (s gatedSink) WriteBuffered(ctx context.Context, objs []*sink.BufferedObject) ([]sink.WriteResult, error) {
+	res, err := s.Sink.WriteBuffered(ctx, objs)
+	s.check(ctx, err)
+	return res, err
+}
+
+func (s gatedSink) WriteStreamed(ctx context.Context, obj *sink.StreamedObject) (sink.WriteResult, error) {
+	res, err := s.Sink.WriteStreamed(ctx, obj)
+	s.check(ctx, err)
+	return res, err
+}
+
+// check reports err to the gate unless it is permanent or the write was
+// cancelled.
+func (s gatedSink) check(ctx context.Context, err error) {
+	if err != nil && !retry.IsPermanent(err) && ctx.Err() == nil && !errors.Is(err, context.Canceled) {
 		s.gate.suspect()
 	}
-	return res, err
 }

@@ -17,6 +17,8 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/pgtrail/pgtrail/internal/retry"
+	"github.com/pgtrail/pgtrail/sink"
 	"github.com/pgtrail/pgtrail/worker"
 )
 
@@ -44,11 +46,11 @@ func (o *outage) Ping(context.Context) error {
 	return nil
 }
 
-func (o *outage) Write(ctx context.Context, objs []*worker.Object) ([]worker.WriteResult, error) {
+func (o *outage) write(ctx context.Context, objs []*sink.StreamedObject) ([]sink.WriteResult, error) {
 	if o.down.Load() {
 		return nil, errRefused
 	}
-	return o.sink.Write(ctx, objs)
+	return o.sink.write(ctx, objs)
 }
 
 func (o *outage) events() int {
@@ -95,10 +97,10 @@ func newOutageWorld(t *testing.T, pinger worker.Pinger, db *outage) *outageWorld
 	cfg := worker.Config{
 		QueueURL: "memory", Pollers: 2, WaitTime: time.Second,
 		VisibilityTimeout: 2 * time.Second, ShutdownGrace: 10 * time.Second,
-		Backoff: worker.Backoff{Base: time.Millisecond, Max: 5 * time.Millisecond, Attempts: 3},
+		Backoff: retry.Backoff{Base: time.Millisecond, Max: 5 * time.Millisecond, Attempts: 3},
 	}
-	cfg.Gate = worker.NewGate(pinger, worker.Backoff{Base: 20 * time.Millisecond, Max: 100 * time.Millisecond}, m, log)
-	proc := worker.NewProcessor(cfg, fake, cfg.Gate.Sink(db), nil, m, log)
+	cfg.Gate = worker.NewGate(pinger, retry.Backoff{Base: 20 * time.Millisecond, Max: 100 * time.Millisecond}, m, log)
+	proc := worker.NewProcessor(cfg, fake, cfg.Gate.Sink(sinkFunc(db.write)), nil, m, log)
 	o.w = worker.New(cfg, o.q, proc, m, log)
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -264,7 +266,7 @@ func TestGateSharesPings(t *testing.T) {
 	t.Parallel()
 	db := &outage{}
 	db.down.Store(true)
-	g := worker.NewGate(db, worker.Backoff{Base: 20 * time.Millisecond, Max: 100 * time.Millisecond}, nil, zap.NewNop())
+	g := worker.NewGate(db, retry.Backoff{Base: 20 * time.Millisecond, Max: 100 * time.Millisecond}, nil, zap.NewNop())
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	var wg sync.WaitGroup

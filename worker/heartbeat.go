@@ -11,7 +11,8 @@ import (
 
 // heartbeat keeps one message invisible while it is being processed: every
 // half visibility timeout it extends the timeout, until the message has been
-// held for maxHold. It is owned by the message and stops when stop is called.
+// held for Config.MaxVisibility (its deadline). It is owned by the message
+// and stops when stop is called.
 type heartbeat struct {
 	cancel context.CancelFunc
 	done   chan struct{}

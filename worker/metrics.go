@@ -6,6 +6,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pgtrail/pgtrail/sink"
 )
 
 // Metrics are the worker's Prometheus collectors, all named pgtrail_*. A nil
@@ -145,7 +147,7 @@ func (m *Metrics) objectStarted() {
 	}
 }
 
-func (m *Metrics) objectDone(outcome string, res WriteResult) {
+func (m *Metrics) objectDone(outcome string, res sink.WriteResult) {
 	if m == nil {
 		return
 	}

@@ -11,18 +11,10 @@ import (
 	"testing"
 )
 
-// The -update flag may be shared with other golden tests of this package:
-// it is registered once, by whichever test file gets there first.
-func init() {
-	if flag.Lookup("update") == nil {
-		flag.Bool("update", false, "rewrite golden files from the code's output")
-	}
-}
+// updateNotifications rewrites the golden files in testdata/notifications.
+var updateNotifications = flag.Bool("update-notifications", false, "rewrite the golden files in testdata/notifications")
 
-func updateNotificationGolden() bool {
-	f := flag.Lookup("update")
-	return f != nil && f.Value.String() == "true"
-}
+func updateNotificationGolden() bool { return *updateNotifications }
 
 const notificationDir = "testdata/notifications"
 
@@ -187,7 +179,7 @@ func TestParseNotificationFixtures(t *testing.T) {
 }
 
 // checkNotificationGolden compares v, as indented JSON, with the golden file, or
-// rewrites the file under -update.
+// rewrites the file under -update-notifications.
 func checkNotificationGolden(t *testing.T, name string, v any) {
 	t.Helper()
 	got, err := json.MarshalIndent(v, "", "  ")
@@ -204,10 +196,10 @@ func checkNotificationGolden(t *testing.T, name string, v any) {
 	}
 	want, err := os.ReadFile(path)
 	if err != nil {
-		t.Fatalf("%v (run go test -update to write it)", err)
+		t.Fatalf("%v (run go test -update-notifications to write it)", err)
 	}
 	if !bytes.Equal(got, want) {
-		t.Errorf("output differs from %s (go test -update rewrites it)\ngot:\n%s\nwant:\n%s", path, got, want)
+		t.Errorf("output differs from %s (go test -update-notifications rewrites it)\ngot:\n%s\nwant:\n%s", path, got, want)
 	}
 }
 

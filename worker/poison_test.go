@@ -23,7 +23,7 @@ func TestPoisonLoggedOnce(t *testing.T) {
 	core, logs := observer.New(zapcore.DebugLevel)
 	cfg := worker.Config{QueueURL: "memory", WaitTime: time.Second, VisibilityTimeout: 30 * time.Second,
 		Allow: worker.AllowList{Buckets: []string{"trail"}}}
-	proc := worker.NewProcessor(cfg, nil, &countingSink{}, nil, nil, zap.New(core))
+	proc := worker.NewProcessor(cfg, nil, sinkFunc((&countingSink{}).write), nil, nil, zap.New(core))
 	w := worker.New(cfg, q, proc, nil, zap.New(core))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -19,6 +18,10 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
+
+	"github.com/pgtrail/pgtrail/cloudtrail"
+	"github.com/pgtrail/pgtrail/internal/retry"
+	"github.com/pgtrail/pgtrail/sink"
 )
 
 // Processor takes objects from storage to the sink: fetch, decode,
@@ -28,28 +31,28 @@ type Processor struct {
 	s3      S3
 	sink    Sink
 	ledger  Ledger
-	limits  Limits
+	limits  cloudtrail.Limits
 	allow   AllowList
-	backoff Backoff
+	backoff retry.Backoff
 	stall   time.Duration
 	log     *zap.Logger
 	metrics *Metrics
 	// objects bounds the objects being fetched and decoded; queued bounds
-	// the memory (rowMemory) of the decoded rows waiting for, or in, a
+	// the memory (entryMemory) of the decoded entries waiting for, or in, a
 	// batch's transaction. An object gives its slot in objects back once
-	// its rows are in the batcher, so that the next one is fetched while
+	// its entries are in the batcher, so that the next one is fetched while
 	// the batch gathers and commits.
 	objects *semaphore.Weighted
 	queued  *semaphore.Weighted
 	batches *batcher
 	// decoders keeps Decoders, with their gzip readers and buffers, and
-	// rowBufs the []Row an object is decoded into, for reuse.
-	decoders sync.Pool
-	rowBufs  sync.Pool
+	// entryBufs the []cloudtrail.Entry an object is decoded into, for reuse.
+	decoders  sync.Pool
+	entryBufs sync.Pool
 	// bodies keeps the buffers small objects are read into (fetchAndWrite);
-	// chunks the memory their rows are carved from (arena).
+	// chunks the memory their entries are carved from (cloudtrail's arena).
 	bodies sync.Pool
-	chunks chunkPool
+	chunks cloudtrail.ChunkPool
 }
 
 // NewProcessor returns a Processor. s3 and ledger may be nil for local
@@ -67,33 +70,34 @@ func NewProcessor(cfg Config, s3c S3, sink Sink, ledger Ledger, m *Metrics, log 
 	}
 }
 
-// Objects commits every object of one message. Objects are independent: one
-// failing does not stop the others, so that a redelivery has less to do. It
-// returns a permanent error if any object failed permanently, else the first
-// error. Each object is looked up in the ledger first.
-func (p *Processor) Objects(ctx context.Context, messageID string, refs []ObjectRef) error {
-	return p.objectsOf(ctx, messageID, refs, true)
+// CommitMessage commits every object that one message names, each looked
+// up in the ledger first. Objects are independent: one failing does not
+// stop the others, so that a redelivery has less to do. It returns a
+// permanent error if any object failed permanently, else the first error.
+func (p *Processor) CommitMessage(ctx context.Context, messageID string, refs []ObjectRef) error {
+	return p.commitEach(ctx, messageID, refs, true)
 }
 
-// objectsOf is Objects; lookup false skips the ledger look-up, for a
-// message that SQS delivers for the first time.
-func (p *Processor) objectsOf(ctx context.Context, messageID string, refs []ObjectRef, lookup bool) error {
+// commitEach commits refs side by side, as CommitMessage does; lookup false
+// skips the ledger look-up, for a message that SQS delivers for the first
+// time.
+func (p *Processor) commitEach(ctx context.Context, messageID string, refs []ObjectRef, lookup bool) error {
 	if len(refs) == 1 {
 		// CloudTrail names one object a notification: no goroutine.
-		return p.object(ctx, messageID, refs[0], lookup)
+		return p.commitObject(ctx, messageID, refs[0], lookup)
 	}
 	var g errgroup.Group
 	errs := make([]error, len(refs))
 	for i, ref := range refs {
 		g.Go(func() error {
-			errs[i] = p.object(ctx, messageID, ref, lookup)
+			errs[i] = p.commitObject(ctx, messageID, ref, lookup)
 			return nil
 		})
 	}
 	_ = g.Wait()
 	var first error
 	for _, err := range errs {
-		if IsPermanent(err) {
+		if retry.IsPermanent(err) {
 			return err
 		}
 		if first == nil {
@@ -104,7 +108,7 @@ func (p *Processor) objectsOf(ctx context.Context, messageID string, refs []Obje
 }
 
 // slot is an object's place in Processor.objects. It is held while the
-// object is fetched and decoded, given back once its rows are queued for a
+// object is fetched and decoded, given back once its entries are queued for a
 // batch, and taken again if the object is retried. One goroutine owns it.
 type slot struct {
 	sem  *semaphore.Weighted
@@ -129,8 +133,8 @@ func (s *slot) release() {
 	}
 }
 
-// object commits one S3 object, retrying transient failures.
-func (p *Processor) object(ctx context.Context, messageID string, ref ObjectRef, lookup bool) error {
+// commitObject commits one S3 object, retrying transient failures.
+func (p *Processor) commitObject(ctx context.Context, messageID string, ref ObjectRef, lookup bool) error {
 	p.metrics.objectStarted()
 	defer p.metrics.objectFinished()
 	log := quietOnRedelivery(ctx, p.log).With(zap.String(keyMessageID, messageID), zap.String(keyBucket, ref.Bucket), zap.String(keyKey, ref.Key))
@@ -139,10 +143,10 @@ func (p *Processor) object(ctx context.Context, messageID string, ref ObjectRef,
 		log.Error("object refused", zap.Error(err))
 		return err
 	}
-	if isDigest(ref.Key) {
+	if cloudtrail.IsDigestKey(ref.Key) {
 		// Digest files prove integrity; they hold no events.
 		log.Debug("digest file skipped")
-		p.metrics.objectDone("digest", WriteResult{})
+		p.metrics.objectDone("digest", sink.WriteResult{})
 		return nil
 	}
 	s := &slot{sem: p.objects}
@@ -154,11 +158,11 @@ func (p *Processor) object(ctx context.Context, messageID string, ref ObjectRef,
 		done, err := p.ledger.Processed(ctx, ref.Bucket, ref.Key)
 		if err == nil && done {
 			log.Info("object already committed; skipped")
-			p.metrics.objectDone("already_processed", WriteResult{})
+			p.metrics.objectDone("already_processed", sink.WriteResult{})
 			return nil
 		}
 	}
-	var res WriteResult
+	var res sink.WriteResult
 	err := p.backoff.Retry(ctx, func() error {
 		if err := s.acquire(ctx); err != nil {
 			return err
@@ -170,8 +174,8 @@ func (p *Processor) object(ctx context.Context, messageID string, ref ObjectRef,
 		log.Warn("object failed; retrying", zap.Int("attempt", attempt), zap.Error(err))
 	})
 	if err != nil {
-		if IsPermanent(err) {
-			p.metrics.objectDone("failed", WriteResult{})
+		if retry.IsPermanent(err) {
+			p.metrics.objectDone("failed", sink.WriteResult{})
 			// Name every object that fails, not only the first one that
 			// the message's own error reports.
 			log.Error("object refused", zap.Error(err))
@@ -186,7 +190,7 @@ func (p *Processor) object(ctx context.Context, messageID string, ref ObjectRef,
 
 // fetchAndWrite fetches, decodes and commits one object; s is the object's
 // slot, held on entry.
-func (p *Processor) fetchAndWrite(ctx context.Context, messageID string, ref ObjectRef, s *slot) (WriteResult, error) {
+func (p *Processor) fetchAndWrite(ctx context.Context, messageID string, ref ObjectRef, s *slot) (sink.WriteResult, error) {
 	start := time.Now()
 	// The SDK sets no read timeout for S3: a connection that goes silent
 	// would hold the object, and its message, for good. The watchdog
@@ -203,24 +207,24 @@ func (p *Processor) fetchAndWrite(ctx context.Context, messageID string, ref Obj
 		if cause := context.Cause(getCtx); errors.Is(cause, errStalled) {
 			err = cause
 		}
-		return WriteResult{}, fmt.Errorf("s3: get s3://%s/%s: %w", ref.Bucket, ref.Key, classifyS3(err))
+		return sink.WriteResult{}, fmt.Errorf("s3: get s3://%s/%s: %w", ref.Bucket, ref.Key, classifyS3(err))
 	}
 	defer out.Body.Close()
 	p.metrics.fetched(time.Since(start))
 	body := &countingReader{r: out.Body, watch: watch}
-	obj := &Object{Bucket: ref.Bucket, Key: ref.Key, Size: aws.ToInt64(out.ContentLength), MessageID: messageID}
+	obj := &sink.Object{Bucket: ref.Bucket, Key: ref.Key, Size: aws.ToInt64(out.ContentLength), MessageID: messageID}
 	r, release, err := p.readSmall(body, obj.Size)
 	if err != nil {
 		p.metrics.bytesFetched(body.n)
 		if cause := context.Cause(getCtx); errors.Is(cause, errStalled) {
 			err = cause
 		}
-		return WriteResult{}, fmt.Errorf("s3: read s3://%s/%s: %w", ref.Bucket, ref.Key, err)
+		return sink.WriteResult{}, fmt.Errorf("s3: read s3://%s/%s: %w", ref.Bucket, ref.Key, err)
 	}
 	defer release()
 	res, err := p.write(ctx, obj, r, s)
 	p.metrics.bytesFetched(body.n)
-	if err != nil && body.err != nil && !IsPermanent(body.err) {
+	if err != nil && body.err != nil && !retry.IsPermanent(body.err) {
 		// The body broke off mid-stream (connection reset, stall): that
 		// is the storage's fault, not the object's, and worth a retry.
 		readErr := body.err
@@ -260,130 +264,118 @@ func (p *Processor) readSmall(r io.Reader, size int64) (_ io.Reader, release fun
 	return bytes.NewReader(*b), func() { p.bodies.Put(b) }, nil
 }
 
-// write decodes r into obj's rows and commits them. A small object's slot
-// s (nil for none) is given back once its rows are queued for a batch.
-func (p *Processor) write(ctx context.Context, obj *Object, r io.Reader, s *slot) (WriteResult, error) {
-	dec, _ := p.decoders.Get().(*Decoder)
+// write decodes r into obj's entries and commits them: batched with
+// others when the object fits in memory, streamed alone when it does not.
+// A small object's slot s (nil for none) is given back once its entries
+// are queued for a batch.
+func (p *Processor) write(ctx context.Context, obj *sink.Object, r io.Reader, s *slot) (sink.WriteResult, error) {
+	dec, _ := p.decoders.Get().(*cloudtrail.Decoder)
 	var err error
 	if dec == nil {
-		dec, err = NewDecoder(r, p.limits)
+		dec, err = cloudtrail.NewDecoder(r, p.limits)
 	} else {
 		err = dec.Reset(r)
 	}
 	if err != nil {
-		return WriteResult{}, Permanent(fmt.Errorf("decode %s: %w", obj.name(), err))
+		return sink.WriteResult{}, retry.Permanent(fmt.Errorf("decode %s: %w", obj.Name(), err))
 	}
-	// The rows of an object decoded whole live in chunks of their own,
+	// The entries of an object decoded whole live in chunks of their own,
 	// given back once its batch is committed (or failed): nothing reads
 	// them after that.
-	dec.arena.recycle(&p.chunks)
+	dec.Recycle(&p.chunks)
 	// The decoder goes back to the pool as soon as the object is decoded:
-	// rows copy what they keep.
+	// entries copy what they keep.
 	defer func() {
 		if dec != nil {
 			p.decoders.Put(dec)
 		}
 	}()
 
-	// Decode ahead up to maxBufferedBytes of rows in memory: a whole
+	// Decode ahead up to maxBufferedBytes of entries in memory: a whole
 	// object is batched with others, a bigger one streamed alone.
-	rows := &recordRows{dec: dec, obj: obj}
+	stream := &decodeStream{dec: dec, obj: obj}
 	start := time.Now()
-	var buf []Row
-	if b, ok := p.rowBufs.Get().(*[]Row); ok {
+	var buf []cloudtrail.Entry
+	if b, ok := p.entryBufs.Get().(*[]cloudtrail.Entry); ok {
 		buf = *b
 	}
 	defer func() {
 		clear(buf)
 		buf = buf[:0]
-		p.rowBufs.Put(&buf)
+		p.entryBufs.Put(&buf)
 	}()
 	var size int
 	for size <= maxBufferedBytes {
-		var row Row
-		err := rows.Next(&row)
+		var e cloudtrail.Entry
+		err := stream.Next(&e)
 		if err == io.EOF {
-			obj.Rows = &BufferedRows{Rows: buf}
 			decoded := time.Since(start)
-			// The rows wait for their batch under the queue's budget,
+			// The entries wait for their batch under the queue's budget,
 			// not in the object's slot.
 			n := int64(min(size, maxQueuedBytes))
 			if err := p.queued.Acquire(ctx, n); err != nil {
-				return WriteResult{}, err
+				return sink.WriteResult{}, err
 			}
 			defer p.queued.Release(n)
 			s.release()
-			chunks := dec.arena.take()
+			chunks := dec.TakeChunks()
 			p.decoders.Put(dec)
 			dec = nil
-			res, err := p.batches.write(ctx, obj, len(buf))
-			p.chunks.put(chunks)
+			res, err := p.batches.write(ctx, &sink.BufferedObject{Object: *obj, Entries: buf})
+			p.chunks.Put(chunks)
 			p.metrics.stages(decoded, time.Since(start)-decoded)
 			return res, err
 		}
 		if err != nil {
-			return WriteResult{}, err
+			return sink.WriteResult{}, err
 		}
-		size += rowMemory(&row)
+		size += entryMemory(&e)
 		if len(buf) == cap(buf) {
-			// Grown by hand so as not to pass the rows the bound can
+			// Grown by hand so as not to pass the entries the bound can
 			// hold: the buffer is kept for the next object.
-			buf = slices.Grow(buf, min(max(len(buf), 64), maxBufferedRows-len(buf)))
+			buf = slices.Grow(buf, min(max(len(buf), 64), maxBufferedEntries-len(buf)))
 		}
-		buf = append(buf, row)
+		buf = append(buf, e)
 	}
-	// Too big to batch: the object is streamed, and its rows are left to
+	// Too big to batch: the object is streamed, and its entries are left to
 	// the garbage collector as the sink is done with them.
-	dec.arena.recycle(nil)
-	rows.ahead = buf
-	obj.Rows = rows
-	res, err := p.sink.Write(ctx, []*Object{obj})
-	p.metrics.stages(rows.decodeTime, time.Since(start)-rows.decodeTime)
+	dec.Recycle(nil)
+	stream.ahead = buf
+	res, err := p.sink.WriteStreamed(ctx, &sink.StreamedObject{Object: *obj, Entries: stream})
+	p.metrics.stages(stream.decodeTime, time.Since(start)-stream.decodeTime)
 	if err != nil {
-		return WriteResult{}, err
+		return sink.WriteResult{}, err
 	}
-	return res[0], nil
+	return res, nil
 }
 
-// recordRows is the RowSource of one object: it decodes and normalizes one
-// record per call, and turns a record that cannot be normalized into a Reject.
-// Rows decoded ahead come first.
-type recordRows struct {
-	dec        *Decoder
-	obj        *Object
-	ahead      []Row
+// decodeStream is the sink.EntrySource of a streamed object: it decodes and
+// normalizes one record per call, and turns a record that cannot be
+// normalized into a Reject. Entries decoded ahead come first.
+type decodeStream struct {
+	dec        *cloudtrail.Decoder
+	obj        *sink.Object
+	ahead      []cloudtrail.Entry
 	decodeTime time.Duration
 }
 
-func (r *recordRows) Next(row *Row) error {
+func (r *decodeStream) Next(e *cloudtrail.Entry) error {
 	if len(r.ahead) > 0 {
-		*row = r.ahead[0]
-		r.ahead[0] = Row{}
+		*e = r.ahead[0]
+		r.ahead[0] = cloudtrail.Entry{}
 		r.ahead = r.ahead[1:]
 		return nil
 	}
 	start := time.Now()
-	err := r.dec.NextRow(row, r.obj.Bucket, r.obj.Key)
+	err := r.dec.NextEntry(e, r.obj.Bucket, r.obj.Key)
 	r.decodeTime += time.Since(start)
 	if err == io.EOF {
 		return io.EOF
 	}
 	if err != nil {
-		return Permanent(fmt.Errorf("decode %s: %w", r.obj.name(), err))
+		return retry.Permanent(fmt.Errorf("decode %s: %w", r.obj.Name(), err))
 	}
 	return nil
-}
-
-func (o *Object) name() string {
-	if o.Bucket == "" {
-		return o.Key
-	}
-	return "s3://" + o.Bucket + "/" + o.Key
-}
-
-// isDigest reports whether key is a CloudTrail digest file.
-func isDigest(key string) bool {
-	return strings.Contains(key, "/CloudTrail-Digest/")
 }
 
 // classifyS3 marks the S3 errors that will not go away by retrying.
@@ -392,14 +384,14 @@ func classifyS3(err error) error {
 	if errors.As(err, &ae) {
 		switch ae.ErrorCode() {
 		case "NoSuchKey", "NoSuchBucket", "AccessDenied", "InvalidObjectState", "NotFound":
-			return Permanent(err)
+			return retry.Permanent(err)
 		}
 	}
 	var re *smithyhttp.ResponseError
 	if errors.As(err, &re) {
 		switch re.HTTPStatusCode() {
 		case http.StatusNotFound, http.StatusForbidden:
-			return Permanent(err)
+			return retry.Permanent(err)
 		}
 	}
 	return err

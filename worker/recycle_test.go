@@ -15,6 +15,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pgtrail/pgtrail/bench/gen"
+	"github.com/pgtrail/pgtrail/cloudtrail"
+	"github.com/pgtrail/pgtrail/sink"
 	"github.com/pgtrail/pgtrail/worker"
 )
 
@@ -31,11 +33,11 @@ type checkingSink struct {
 	errs    []error // what the checks found (the processor retries a failed write)
 }
 
-func (s *checkingSink) Write(_ context.Context, objs []*worker.Object) ([]worker.WriteResult, error) {
-	res := make([]worker.WriteResult, len(objs))
-	var rows [][]worker.Row
+func (s *checkingSink) write(_ context.Context, objs []*sink.StreamedObject) ([]sink.WriteResult, error) {
+	res := make([]sink.WriteResult, len(objs))
+	var rows [][]cloudtrail.Entry
 	for i, o := range objs {
-		got, err := allRows(o.Rows)
+		got, err := allEntries(o.Entries)
 		if err != nil {
 			return nil, err
 		}
@@ -75,11 +77,11 @@ func (s *checkingSink) Write(_ context.Context, objs []*worker.Object) ([]worker
 	return res, nil
 }
 
-// allRows reads src to the end.
-func allRows(src worker.RowSource) ([]worker.Row, error) {
-	var rows []worker.Row
+// allEntries reads src to the end.
+func allEntries(src sink.EntrySource) ([]cloudtrail.Entry, error) {
+	var rows []cloudtrail.Entry
 	for {
-		var row worker.Row
+		var row cloudtrail.Entry
 		err := src.Next(&row)
 		if err == io.EOF {
 			return rows, nil
@@ -103,7 +105,7 @@ func TestRecycledRowsIntact(t *testing.T) {
 	total := 0
 	for _, o := range set.Objects {
 		bodies[o.Key] = o.Body
-		dec, err := worker.NewDecoder(bytes.NewReader(o.Body), worker.Limits{})
+		dec, err := cloudtrail.NewDecoder(bytes.NewReader(o.Body), cloudtrail.Limits{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -127,14 +129,14 @@ func TestRecycledRowsIntact(t *testing.T) {
 		}
 		return out, nil
 	}}
-	proc := worker.NewProcessor(worker.Config{ObjectConcurrency: 8}, fake, sink, nil, nil, zaptest.NewLogger(t))
+	proc := worker.NewProcessor(worker.Config{ObjectConcurrency: 8}, fake, sinkFunc(sink.write), nil, nil, zaptest.NewLogger(t))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var g errgroup.Group
 	g.SetLimit(24)
 	for i, o := range set.Objects {
 		g.Go(func() error {
-			return proc.Objects(ctx, fmt.Sprintf("m%d", i), []worker.ObjectRef{{Bucket: "b", Key: o.Key}})
+			return proc.CommitMessage(ctx, fmt.Sprintf("m%d", i), []worker.ObjectRef{{Bucket: "b", Key: o.Key}})
 		})
 	}
 	if err := g.Wait(); err != nil {

@@ -26,7 +26,7 @@ func TestNoShutdownGrace(t *testing.T) {
 	q.send(outageNotification)
 	cfg := worker.Config{QueueURL: "memory", WaitTime: time.Second, VisibilityTimeout: 30 * time.Second, ShutdownGrace: -1}
 	log := zaptest.NewLogger(t)
-	proc := worker.NewProcessor(cfg, fake, &countingSink{}, nil, nil, log)
+	proc := worker.NewProcessor(cfg, fake, sinkFunc((&countingSink{}).write), nil, nil, log)
 	w := worker.New(cfg, q, proc, nil, log)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/pgtrail/pgtrail/sink"
 	"github.com/pgtrail/pgtrail/worker"
 )
 
@@ -24,11 +25,11 @@ type gatedSink struct {
 	writes atomic.Int32
 }
 
-func (s *gatedSink) Write(ctx context.Context, objs []*worker.Object) ([]worker.WriteResult, error) {
+func (s *gatedSink) write(ctx context.Context, objs []*sink.StreamedObject) ([]sink.WriteResult, error) {
 	if s.writes.Add(1) == 1 {
 		<-s.gate
 	}
-	return s.countingSink.Write(ctx, objs)
+	return s.countingSink.write(ctx, objs)
 }
 
 // TestSlotFreedWhileBatchCommits checks that an object waiting for its
@@ -44,7 +45,7 @@ func TestSlotFreedWhileBatchCommits(t *testing.T) {
 		return &s3.GetObjectOutput{Body: io.NopCloser(bytes.NewReader(body)), ContentLength: aws.Int64(int64(len(body)))}, nil
 	}}
 	sink := &gatedSink{gate: make(chan struct{})}
-	proc := worker.NewProcessor(worker.Config{ObjectConcurrency: 1}, fake, sink, nil, nil, zaptest.NewLogger(t))
+	proc := worker.NewProcessor(worker.Config{ObjectConcurrency: 1}, fake, sinkFunc(sink.write), nil, nil, zaptest.NewLogger(t))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
@@ -53,7 +54,7 @@ func TestSlotFreedWhileBatchCommits(t *testing.T) {
 		refs = append(refs, worker.ObjectRef{Bucket: "b", Key: fmt.Sprintf("AWSLogs/1/CloudTrail/%d.json.gz", i)})
 	}
 	done := make(chan error, 1)
-	go func() { done <- proc.Objects(ctx, "m1", refs) }()
+	go func() { done <- proc.CommitMessage(ctx, "m1", refs) }()
 	for gets.Load() < int32(len(refs)) {
 		select {
 		case err := <-done:

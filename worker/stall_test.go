@@ -17,6 +17,9 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/pgtrail/pgtrail/cloudtrail"
+	"github.com/pgtrail/pgtrail/internal/retry"
+	"github.com/pgtrail/pgtrail/sink"
 	"github.com/pgtrail/pgtrail/worker"
 )
 
@@ -29,16 +32,47 @@ func (f *fakeS3) GetObject(ctx context.Context, in *s3.GetObjectInput, _ ...func
 	return f.getObject(ctx, in)
 }
 
-// countingSink reads every row of what it is given and counts the events.
+// sinkFunc is a worker.Sink made of one function that reads every object,
+// buffered or streamed, through its EntrySource.
+type sinkFunc func(ctx context.Context, objs []*sink.StreamedObject) ([]sink.WriteResult, error)
+
+func (f sinkFunc) WriteBuffered(ctx context.Context, objs []*sink.BufferedObject) ([]sink.WriteResult, error) {
+	streams := make([]*sink.StreamedObject, len(objs))
+	for i, o := range objs {
+		streams[i] = &sink.StreamedObject{Object: o.Object, Entries: &entrySlice{entries: o.Entries}}
+	}
+	return f(ctx, streams)
+}
+
+func (f sinkFunc) WriteStreamed(ctx context.Context, obj *sink.StreamedObject) (sink.WriteResult, error) {
+	res, err := f(ctx, []*sink.StreamedObject{obj})
+	if err != nil {
+		return sink.WriteResult{}, err
+	}
+	return res[0], nil
+}
+
+// entrySlice is an EntrySource over a slice.
+type entrySlice struct{ entries []cloudtrail.Entry }
+
+func (s *entrySlice) Next(e *cloudtrail.Entry) error {
+	if len(s.entries) == 0 {
+		return io.EOF
+	}
+	*e, s.entries = s.entries[0], s.entries[1:]
+	return nil
+}
+
+// countingSink reads every entry of what it is given and counts the events.
 type countingSink struct {
 	mu     sync.Mutex
 	events int
 }
 
-func (s *countingSink) Write(_ context.Context, objs []*worker.Object) ([]worker.WriteResult, error) {
-	res := make([]worker.WriteResult, len(objs))
+func (s *countingSink) write(_ context.Context, objs []*sink.StreamedObject) ([]sink.WriteResult, error) {
+	res := make([]sink.WriteResult, len(objs))
 	for i, o := range objs {
-		rows, err := allRows(o.Rows)
+		rows, err := allEntries(o.Entries)
 		if err != nil {
 			return nil, err
 		}
@@ -93,13 +127,13 @@ func TestS3StallIsRetried(t *testing.T) {
 			sink := &countingSink{}
 			cfg := worker.Config{
 				StallTimeout: 200 * time.Millisecond,
-				Backoff:      worker.Backoff{Base: time.Millisecond, Max: time.Millisecond, Attempts: 3},
+				Backoff:      retry.Backoff{Base: time.Millisecond, Max: time.Millisecond, Attempts: 3},
 			}
-			proc := worker.NewProcessor(cfg, fake, sink, nil, nil, zap.New(core))
+			proc := worker.NewProcessor(cfg, fake, sinkFunc(sink.write), nil, nil, zap.New(core))
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			start := time.Now()
-			if err := proc.Objects(ctx, "m1", []worker.ObjectRef{{Bucket: "b", Key: "k"}}); err != nil {
+			if err := proc.CommitMessage(ctx, "m1", []worker.ObjectRef{{Bucket: "b", Key: "k"}}); err != nil {
 				t.Fatalf("Objects: %v", err)
 			}
 			if took := time.Since(start); took > 5*time.Second {

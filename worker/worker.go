@@ -23,6 +23,9 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
+
+	"github.com/pgtrail/pgtrail/cloudtrail"
+	"github.com/pgtrail/pgtrail/internal/retry"
 )
 
 // Log keys.
@@ -48,7 +51,12 @@ type S3 interface {
 	GetObject(ctx context.Context, in *s3.GetObjectInput, opts ...func(*s3.Options)) (*s3.GetObjectOutput, error)
 }
 
-// Config tunes a Worker. Zero values take the defaults noted.
+// Config tunes a Worker. cmd/pgtrail fills every field from its
+// environment, and the defaults operators see are the env tags there
+// (cmd/pgtrail/config.go). The defaults noted below stand in for zero
+// values only so that library callers and tests may leave fields out; they
+// equal the env tags' (TestWorkerConfigComplete keeps them so) and are no
+// second place to change a default.
 type Config struct {
 	QueueURL string
 	// Pollers is the number of concurrent long polls (default 2).
@@ -70,11 +78,11 @@ type Config struct {
 	// released at once.
 	ShutdownGrace time.Duration
 	// Limits bound what one object may cost.
-	Limits Limits
+	Limits cloudtrail.Limits
 	// Allow restricts the objects a notification may name.
 	Allow AllowList
-	// Backoff governs retries of transient failures (default DefaultBackoff).
-	Backoff Backoff
+	// Backoff governs retries of transient failures (default retry.DefaultBackoff).
+	Backoff retry.Backoff
 	// Drain makes Run return once a receive finds the queue empty and no
 	// message is being processed: for backfills and demos.
 	Drain bool
@@ -89,7 +97,8 @@ type Config struct {
 	Gate *Gate
 }
 
-// WithDefaults returns c with the defaults in place of its zero values.
+// WithDefaults returns c with the defaults in place of its zero values
+// (see Config).
 func (c Config) WithDefaults() Config {
 	c.setDefaults()
 	return c
@@ -118,7 +127,7 @@ func (c *Config) setDefaults() {
 		c.ShutdownGrace = 30 * time.Second
 	}
 	if c.Backoff.Attempts <= 0 {
-		c.Backoff = DefaultBackoff
+		c.Backoff = retry.DefaultBackoff
 	}
 	if c.StallTimeout <= 0 {
 		c.StallTimeout = 30 * time.Second
@@ -282,7 +291,7 @@ func (w *Worker) poll(ctx context.Context, msgs chan<- types.Message, id int, st
 			failures++
 			w.metrics.receiveFailed()
 			log.Error("receive messages", zap.Error(err), zap.Int("failures", failures))
-			sleep(ctx, w.cfg.Backoff.delay(failures))
+			sleep(ctx, w.cfg.Backoff.Delay(failures))
 			continue
 		}
 		failures = 0
@@ -339,8 +348,8 @@ func (w *Worker) handle(ctx, stopping context.Context, m types.Message) {
 	lookup := !firstDelivery(m)
 	held := notHeld
 	for {
-		err = w.proc.objectsOf(ctx, id, n.Objects, lookup)
-		if err == nil || IsPermanent(err) || ctx.Err() != nil {
+		err = w.proc.commitEach(ctx, id, n.Objects, lookup)
+		if err == nil || retry.IsPermanent(err) || ctx.Err() != nil {
 			break
 		}
 		if held = w.hold(ctx, stopping, log, hb.deadline); held != heldResumed {
@@ -358,7 +367,7 @@ func (w *Worker) handle(ctx, stopping context.Context, m types.Message) {
 		log.Info("shutdown before the message was done; releasing it")
 		w.metrics.failed("shutdown")
 		w.release(log, m)
-	case IsPermanent(err):
+	case retry.IsPermanent(err):
 		permanent.Error("message left for the dead-letter queue", zap.Error(err))
 		w.metrics.failed("permanent")
 		w.release(log, m)
@@ -459,10 +468,10 @@ type AllowList struct {
 // Check returns a permanent error when the object is not allowed.
 func (a AllowList) Check(bucket, key string) error {
 	if len(a.Buckets) > 0 && !slices.Contains(a.Buckets, bucket) {
-		return Permanent(fmt.Errorf("bucket %q is not in the allow-list", bucket))
+		return retry.Permanent(fmt.Errorf("bucket %q is not in the allow-list", bucket))
 	}
 	if len(a.Prefixes) > 0 && !slices.ContainsFunc(a.Prefixes, func(p string) bool { return strings.HasPrefix(key, p) }) {
-		return Permanent(fmt.Errorf("key %q is under no allowed prefix", key))
+		return retry.Permanent(fmt.Errorf("key %q is under no allowed prefix", key))
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -23,6 +24,27 @@ func TestConfigDefaults(t *testing.T) {
 	}
 	if got := cfg.dbMaxConns(); got != 12 {
 		t.Errorf("pool size %d, want object concurrency + 4 = 12", got)
+	}
+}
+
+// TestWorkerConfigComplete checks that the worker's configuration, built
+// from the environment's defaults, is complete: the worker's own
+// stand-ins for zero values (worker.Config.WithDefaults) change nothing
+// but the two that are derived, not set: MaxInFlight, whose 0 means
+// 10 × PGTRAIL_POLLERS, and the retry backoff, which no variable sets.
+func TestWorkerConfigComplete(t *testing.T) {
+	cfg, err := loadConfig(context.Background(), envconfig.MapLookuper(map[string]string{"DATABASE_URL": "postgres://x@h/db"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	given := cfg.worker()
+	filled := given.WithDefaults()
+	if filled.MaxInFlight != 10*given.Pollers {
+		t.Errorf("MaxInFlight %d, want 10 × %d pollers", filled.MaxInFlight, given.Pollers)
+	}
+	filled.MaxInFlight, filled.Backoff = given.MaxInFlight, given.Backoff
+	if !reflect.DeepEqual(filled, given) {
+		t.Errorf("the worker's defaults differ from the environment's:\n worker %+v\n env    %+v", filled, given)
 	}
 }
 

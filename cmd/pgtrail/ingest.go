@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/pgtrail/pgtrail/sink"
 	"github.com/pgtrail/pgtrail/worker"
 )
 
@@ -46,7 +47,7 @@ func cmdIngest(ctx context.Context, a *app, args []string) error {
 	// with worker's re-layout.
 	var (
 		mu     sync.Mutex
-		total  worker.WriteResult
+		total  sink.WriteResult
 		failed int
 	)
 	g, gctx := errgroup.WithContext(ctx)

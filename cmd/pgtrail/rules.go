@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/pgtrail/pgtrail/alert"
+	"github.com/pgtrail/pgtrail/cloudtrail"
 	"github.com/pgtrail/pgtrail/sigma"
 	"github.com/pgtrail/pgtrail/worker"
 )
@@ -116,7 +117,7 @@ func cmdRulesTest(ctx context.Context, a *app, args []string) error {
 	if walkErr != nil {
 		fmt.Fprintln(a.stderr, "pgtrail:", walkErr)
 	}
-	lim := worker.Limits{MaxObjectBytes: a.cfg.MaxObjectBytes, MaxRecordBytes: a.cfg.MaxRecordBytes}
+	lim := cloudtrail.Limits{MaxObjectBytes: a.cfg.MaxObjectBytes, MaxRecordBytes: a.cfg.MaxRecordBytes}
 	enc := json.NewEncoder(a.stdout)
 	tw := tabwriter.NewWriter(a.stdout, 0, 8, 2, ' ', 0)
 	if !*asJSON {
@@ -127,7 +128,7 @@ func cmdRulesTest(ctx context.Context, a *app, args []string) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		n, m, err := testFile(f, lim, set, func(e *worker.Event, r *sigma.Rule) {
+		n, m, err := testFile(f, lim, set, func(e *cloudtrail.Event, r *sigma.Rule) {
 			if *asJSON {
 				_ = enc.Encode(ruleMatch{RuleID: r.ID, Title: r.Title, Level: r.Level, Author: r.Author, RuleFile: r.File,
 					EventID: e.EventID, EventTime: e.EventTime.UTC(), EventSource: e.EventSource, EventName: e.EventName,
@@ -157,20 +158,20 @@ func cmdRulesTest(ctx context.Context, a *app, args []string) error {
 
 // testFile evaluates set on every event of one file, as the write path
 // would, and calls match for each match.
-func testFile(path string, lim worker.Limits, set *sigma.Set, match func(*worker.Event, *sigma.Rule)) (events, matches int, _ error) {
+func testFile(path string, lim cloudtrail.Limits, set *sigma.Set, match func(*cloudtrail.Event, *sigma.Rule)) (events, matches int, _ error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return 0, 0, err
 	}
 	defer f.Close()
-	dec, err := worker.NewDecoder(f, lim)
+	dec, err := cloudtrail.NewDecoder(f, lim)
 	if err != nil {
 		return 0, 0, err
 	}
-	var row worker.Row
+	var row cloudtrail.Entry
 	for {
-		row = worker.Row{}
-		err := dec.NextRow(&row, "", path)
+		row = cloudtrail.Entry{}
+		err := dec.NextEntry(&row, "", path)
 		if errors.Is(err, io.EOF) {
 			return events, matches, nil
 		}

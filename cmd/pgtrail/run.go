@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.uber.org/zap"
 
+	"github.com/pgtrail/pgtrail/cloudtrail"
 	"github.com/pgtrail/pgtrail/sink"
 	"github.com/pgtrail/pgtrail/worker"
 )
@@ -31,7 +32,7 @@ func (c *Config) worker() worker.Config {
 		MaxVisibility:     c.MaxVisibility,
 		ShutdownGrace:     c.shutdownGrace(),
 		StallTimeout:      c.S3StallTimeout,
-		Limits:            worker.Limits{MaxObjectBytes: c.MaxObjectBytes, MaxRecordBytes: c.MaxRecordBytes},
+		Limits:            cloudtrail.Limits{MaxObjectBytes: c.MaxObjectBytes, MaxRecordBytes: c.MaxRecordBytes},
 		Allow:             worker.AllowList{Buckets: c.AllowedBuckets, Prefixes: c.AllowedPrefixes},
 	}
 }

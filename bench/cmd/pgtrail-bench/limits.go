@@ -20,8 +20,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pgtrail/pgtrail/bench/gen"
+	"github.com/pgtrail/pgtrail/cloudtrail"
 	"github.com/pgtrail/pgtrail/sink"
-	"github.com/pgtrail/pgtrail/worker"
 )
 
 // decodeLimit decompresses and decodes every object on every CPU, first
@@ -42,16 +42,16 @@ func decodeLimit(set *gen.Set) []Measurement {
 			for i := range set.Objects {
 				o := &set.Objects[i]
 				g.Go(func() error {
-					dec, err := worker.NewDecoder(bytes.NewReader(o.Body), worker.Limits{})
+					dec, err := cloudtrail.NewDecoder(bytes.NewReader(o.Body), cloudtrail.Limits{})
 					if err != nil {
 						return err
 					}
 					// decode+normalize goes as pgtrail goes: one pass
-					// per record (Decoder.NextRow).
-					var row worker.Row
+					// per record (Decoder.NextEntry).
+					var row cloudtrail.Entry
 					for {
 						if normalize {
-							err = dec.NextRow(&row, "bucket", o.Key)
+							err = dec.NextEntry(&row, "bucket", o.Key)
 						} else {
 							_, err = dec.Next()
 						}
@@ -84,14 +84,14 @@ func decodeLimit(set *gen.Set) []Measurement {
 }
 
 // normalizeAll returns the distinct events of set, normalized, in order.
-func normalizeAll(set *gen.Set) ([]worker.Event, error) {
+func normalizeAll(set *gen.Set) ([]cloudtrail.Event, error) {
 	seen := map[string]bool{}
-	var evs []worker.Event
+	var evs []cloudtrail.Event
 	for _, o := range set.Objects {
 		if o.Dup {
 			continue
 		}
-		dec, err := worker.NewDecoder(bytes.NewReader(o.Body), worker.Limits{})
+		dec, err := cloudtrail.NewDecoder(bytes.NewReader(o.Body), cloudtrail.Limits{})
 		if err != nil {
 			return nil, err
 		}
@@ -103,7 +103,7 @@ func normalizeAll(set *gen.Set) ([]worker.Event, error) {
 			if err != nil {
 				return nil, err
 			}
-			ev, err := worker.Normalize(raw, "bench", o.Key)
+			ev, err := cloudtrail.Normalize(raw, "bench", o.Key)
 			if err != nil {
 				return nil, err
 			}
@@ -163,7 +163,7 @@ func copyLimit(ctx context.Context, o options, set *gen.Set) (Measurement, error
 
 // timeCopy COPYs evs with stmt over two connections, 10,000 rows per
 // transaction, and times it (not the encoding).
-func timeCopy(ctx context.Context, dbURL string, evs []worker.Event, jsonb bool, stmt string) (Measurement, error) {
+func timeCopy(ctx context.Context, dbURL string, evs []cloudtrail.Event, jsonb bool, stmt string) (Measurement, error) {
 	const chunk = 10_000
 	var chunks [][]byte
 	for i := 0; i < len(evs); i += chunk {
@@ -218,7 +218,7 @@ func timeCopy(ctx context.Context, dbURL string, evs []worker.Event, jsonb bool,
 }
 
 // ensurePartitions creates the daily partitions evs fall in.
-func ensurePartitions(ctx context.Context, conn *pgx.Conn, evs []worker.Event) error {
+func ensurePartitions(ctx context.Context, conn *pgx.Conn, evs []cloudtrail.Event) error {
 	days := map[string]bool{}
 	for i := range evs {
 		days[evs[i].EventTime.UTC().Format(time.DateOnly)] = true

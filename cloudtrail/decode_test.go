@@ -1,4 +1,4 @@
-package worker
+package cloudtrail
 
 import (
 	"github.com/pgtrail/pgtrail/internal/corpus"
@@ -751,11 +751,11 @@ func TestDecodeStalledReader(t *testing.T) {
 	}
 }
 
-// TestNextRowKeepsRows decodes the whole corpus, and generated objects with
-// big records, through one Decoder's NextRow, keeping every row, and checks
+// TestNextEntryKeepsEntries decodes the whole corpus, and generated objects with
+// big records, through one Decoder's NextEntry, keeping every row, and checks
 // afterwards that each still equals what Next and Normalize give: rows must
 // not share memory that a later record overwrites.
-func TestNextRowKeepsRows(t *testing.T) {
+func TestNextEntryKeepsEntries(t *testing.T) {
 	t.Parallel()
 	var objects [][]byte
 	for _, p := range corpusObjects(t) {
@@ -780,7 +780,7 @@ func TestNextRowKeepsRows(t *testing.T) {
 
 	type kept struct {
 		obj, rec int
-		row      Row
+		row      Entry
 	}
 	var rows []kept
 	d, err := NewDecoder(bytes.NewReader(objects[0]), Limits{})
@@ -792,8 +792,8 @@ func TestNextRowKeepsRows(t *testing.T) {
 			t.Fatal(err)
 		}
 		for j := 0; ; j++ {
-			var row Row
-			err := d.NextRow(&row, "bucket", fmt.Sprint(i))
+			var row Entry
+			err := d.NextEntry(&row, "bucket", fmt.Sprint(i))
 			if err == io.EOF {
 				break
 			}

@@ -1,4 +1,4 @@
-package worker
+package cloudtrail
 
 import (
 	"encoding/json"
@@ -61,4 +61,11 @@ type Reject struct {
 	Index  int
 	Reason string
 	Raw    string
+}
+
+// Entry is one item of an object's record stream: the Event a record
+// became, or the Reject it became instead (Reject not nil).
+type Entry struct {
+	Event  Event
+	Reject *Reject
 }

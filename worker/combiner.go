@@ -6,15 +6,16 @@ import (
 	"sync"
 )
 
-// leaders lets the callers of a batched operation do the batching
-// themselves, with no goroutine and no timer: a caller that is let lead
-// (policy) runs batches from the head of the queue until its own item is
-// done, then hands its place to the next waiting caller; the others wait
-// for their item to be done. An idle operation so waits for nothing, a busy
-// one gathers what arrives while a batch is under way, and items are taken
-// in arrival order, so every caller is served. The batcher (writes) and the
-// deleter (DeleteMessageBatch) are two.
-type leaders[T any] struct {
+// combiner is flat combining: it lets the callers of a batched operation
+// do the batching themselves, with no goroutine and no timer. A caller that
+// the policy (lead) lets combine runs batches from the head of the queue
+// until its own item is done, then hands its place to the next waiting
+// caller; the others wait for their item to be done. An idle operation so
+// waits for nothing, a busy one gathers what arrives while a batch is under
+// way, and items are taken in arrival order, so every caller is served. The
+// batcher (writes) and the deleter (DeleteMessageBatch) are two. "Leading"
+// below is a combining caller's turn, not an elected leader.
+type combiner[T any] struct {
 	// lead says whether a new caller should lead, given the items queued
 	// (its own included) and the leaders at work.
 	lead func(queued, leading int) bool
@@ -33,7 +34,7 @@ type leaders[T any] struct {
 // before it calls done; the caller reads them once do returns.
 type queued[T any] struct {
 	v T
-	// Guarded by leaders.mu.
+	// Guarded by combiner.mu.
 	done    bool
 	leading bool
 	// wake is signalled (never blocking, capacity 1) when the item is done
@@ -42,7 +43,7 @@ type queued[T any] struct {
 }
 
 // do queues v and returns once a batch holding it has run.
-func (l *leaders[T]) do(ctx context.Context, v T) T {
+func (l *combiner[T]) do(ctx context.Context, v T) T {
 	it := &queued[T]{v: v, wake: make(chan struct{}, 1)}
 	l.mu.Lock()
 	l.queue = append(l.queue, it)
@@ -63,7 +64,7 @@ func (l *leaders[T]) do(ctx context.Context, v T) T {
 }
 
 // runUntil runs batches until own is done, then passes the leader's place on.
-func (l *leaders[T]) runUntil(ctx context.Context, own *queued[T]) {
+func (l *combiner[T]) runUntil(ctx context.Context, own *queued[T]) {
 	l.mu.Lock()
 	for !own.done {
 		if len(l.queue) == 0 {
@@ -95,7 +96,7 @@ func (l *leaders[T]) runUntil(ctx context.Context, own *queued[T]) {
 }
 
 // done marks it done and wakes its caller.
-func (l *leaders[T]) done(it *queued[T]) {
+func (l *combiner[T]) done(it *queued[T]) {
 	l.mu.Lock()
 	it.done = true
 	l.mu.Unlock()

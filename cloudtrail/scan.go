@@ -1,4 +1,4 @@
-package worker
+package cloudtrail
 
 import (
 	"encoding/binary"

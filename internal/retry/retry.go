@@ -1,4 +1,9 @@
-package worker
+// Package retry is pgtrail's one scheme for telling errors worth retrying
+// from the others, and its backoff. The edge that meets an error classifies
+// it, once: sink marks what PostgreSQL refuses, worker what S3 or the
+// object itself will refuse again. Everything upstream only asks
+// IsPermanent. It imports only the standard library.
+package retry
 
 import (
 	"context"
@@ -9,7 +14,7 @@ import (
 
 // permanentError marks a failure that will happen again however often it is
 // retried: a missing object, bad gzip or JSON, a passed cap, or an object
-// the Sink cannot store (it marks its own errors so). A message that meets
+// the sink cannot store (it marks its own errors so). A message that meets
 // one is left for the queue's dead-letter queue; any other error is
 // retried.
 type permanentError struct{ err error }
@@ -41,9 +46,9 @@ type Backoff struct {
 // DefaultBackoff retries five times over about fifteen seconds.
 var DefaultBackoff = Backoff{Base: 250 * time.Millisecond, Max: 8 * time.Second, Attempts: 5}
 
-// delay returns the pause before retry n (n ≥ 1): "full jitter" over a
+// Delay returns the pause before retry n (n ≥ 1): "full jitter" over a
 // doubling window, capped at Max.
-func (b Backoff) delay(n int) time.Duration {
+func (b Backoff) Delay(n int) time.Duration {
 	d := b.Base << min(n-1, 20)
 	if d <= 0 || d > b.Max {
 		d = b.Max
@@ -63,7 +68,7 @@ func (b Backoff) Retry(ctx context.Context, fn func() error, onRetry func(attemp
 		if onRetry != nil {
 			onRetry(n, err)
 		}
-		t := time.NewTimer(b.delay(n))
+		t := time.NewTimer(b.Delay(n))
 		select {
 		case <-ctx.Done():
 			t.Stop()

@@ -1,4 +1,4 @@
-package worker
+package cloudtrail
 
 import (
 	"bufio"
@@ -150,13 +150,13 @@ type Decoder struct {
 	clean      []byte
 	err        error
 
-	// With fused set (by NextRow), a record is parsed for its fields while
+	// With fused set (by NextEntry), a record is parsed for its fields while
 	// its end is found, and parsed says rp holds that parse of the record
 	// just returned, so that it is not read a second time.
 	fused  bool
 	parsed bool
 	rp     recordParser
-	// arena backs the rows NextRow returns.
+	// arena backs the entries NextEntry returns.
 	arena arena
 }
 
@@ -241,14 +241,14 @@ func (d *Decoder) Next() ([]byte, error) {
 	return rec, nil
 }
 
-// NextRow decodes the next record and normalizes it into row: an Event, or
+// NextEntry decodes the next record and normalizes it into e: an Event, or
 // a Reject (with bucket, key and the record's index) if Normalize refuses
 // it. It returns io.EOF after the last record and the errors of Next. The
-// row does not alias the Decoder's buffers.
+// entry does not alias the Decoder's buffers.
 //
-// It gives the same rows as Next followed by Normalize, in one pass over
+// It gives the same entries as Next followed by Normalize, in one pass over
 // the record instead of two.
-func (d *Decoder) NextRow(row *Row, bucket, key string) error {
+func (d *Decoder) NextEntry(e *Entry, bucket, key string) error {
 	if d.err != nil {
 		return d.err
 	}
@@ -266,10 +266,10 @@ func (d *Decoder) NextRow(row *Row, bucket, key string) error {
 		ev, err = Normalize(raw, bucket, key)
 	}
 	if err != nil {
-		*row = Row{Reject: &Reject{S3Bucket: bucket, S3Key: key, Index: d.index - 1, Reason: err.Error(), Raw: string(raw)}}
+		*e = Entry{Reject: &Reject{S3Bucket: bucket, S3Key: key, Index: d.index - 1, Reason: err.Error(), Raw: string(raw)}}
 		return nil
 	}
-	*row = Row{Event: ev}
+	*e = Entry{Event: ev}
 	return nil
 }
 

@@ -1,4 +1,4 @@
-package worker
+package cloudtrail
 
 // Measured on the corpus rebuilt as 6 gzip'd objects of 150 records (855
 // distinct records, 1,191 bytes on average, 7.1x compression), go1.26.8
@@ -194,15 +194,15 @@ func benchNormalize(b *testing.B, normalize func([]byte) (Event, error)) {
 
 func BenchmarkDecodeNormalize(b *testing.B) { benchDecode(b, decodeThenNormalize) }
 
-// BenchmarkDecodeNextRow is BenchmarkDecodeNormalize as pgtrail does it:
+// BenchmarkDecodeNextEntry is BenchmarkDecodeNormalize as pgtrail does it:
 // one pass per record.
-func BenchmarkDecodeNextRow(b *testing.B) { benchDecode(b, decodeNextRow) }
+func BenchmarkDecodeNextEntry(b *testing.B) { benchDecode(b, decodeNextEntry) }
 
 // What benchDecode does with each record.
 const (
 	decodeOnly          = iota // Decoder.Next
 	decodeThenNormalize        // Decoder.Next, then Normalize
-	decodeNextRow              // Decoder.NextRow
+	decodeNextEntry            // Decoder.NextEntry
 )
 
 func benchDecode(b *testing.B, mode int) {
@@ -214,7 +214,7 @@ func benchDecode(b *testing.B, mode int) {
 	b.SetBytes(size / int64(len(objs)))
 	d, _ := NewDecoder(bytes.NewReader(objs[0]), Limits{})
 	records := 0
-	var row Row
+	var row Entry
 	b.ReportAllocs()
 	cpu0 := cpuTime(b)
 	for i := 0; b.Loop(); i++ {
@@ -223,8 +223,8 @@ func benchDecode(b *testing.B, mode int) {
 		}
 		for {
 			var err error
-			if mode == decodeNextRow {
-				err = d.NextRow(&row, "bucket", "key")
+			if mode == decodeNextEntry {
+				err = d.NextEntry(&row, "bucket", "key")
 			} else {
 				var raw []byte
 				if raw, err = d.Next(); err == nil && mode == decodeThenNormalize {

@@ -1,4 +1,4 @@
-package worker
+package cloudtrail
 
 import (
 	"bytes"
@@ -42,7 +42,7 @@ func FuzzDecoder(f *testing.F) {
 
 	f.Fuzz(func(t *testing.T, in []byte) {
 		recs, err := fuzzDecode(t, in)
-		checkNextRow(t, in, recs, err)
+		checkNextEntry(t, in, recs, err)
 
 		isGzip := len(in) >= 2 && in[0] == 0x1f && in[1] == 0x8b
 		if isGzip {
@@ -117,39 +117,39 @@ func fuzzDecode(t *testing.T, in []byte) ([]string, error) {
 	}
 }
 
-// checkNextRow decodes in again with NextRow and checks that it gives what
+// checkNextEntry decodes in again with NextEntry and checks that it gives what
 // Next and Normalize gave: the same rows and the same final error.
-func checkNextRow(t *testing.T, in []byte, recs []string, nextErr error) {
+func checkNextEntry(t *testing.T, in []byte, recs []string, nextErr error) {
 	t.Helper()
 	d, err := NewDecoder(bytes.NewReader(in), fuzzLimits)
 	if err != nil {
 		return // NewDecoder is shared by both ways
 	}
 	for i := 0; ; i++ {
-		var row Row
-		err := d.NextRow(&row, "b", "k")
+		var row Entry
+		err := d.NextEntry(&row, "b", "k")
 		if err != nil {
 			if err == io.EOF {
 				err = nil
 			}
 			if i != len(recs) || fmt.Sprint(err) != fmt.Sprint(nextErr) {
-				t.Fatalf("NextRow: %d rows, %v; Next: %d records, %v", i, err, len(recs), nextErr)
+				t.Fatalf("NextEntry: %d rows, %v; Next: %d records, %v", i, err, len(recs), nextErr)
 			}
 			return
 		}
 		if i >= len(recs) {
-			t.Fatalf("NextRow: more rows than Next's %d records", len(recs))
+			t.Fatalf("NextEntry: more rows than Next's %d records", len(recs))
 		}
 		want, werr := Normalize([]byte(recs[i]), "b", "k")
 		switch {
 		case werr != nil:
 			if row.Reject == nil || row.Reject.Reason != werr.Error() || row.Reject.Raw != recs[i] || row.Reject.Index != i {
-				t.Fatalf("record %d: NextRow gave %+v, want the reject %q", i, row, werr)
+				t.Fatalf("record %d: NextEntry gave %+v, want the reject %q", i, row, werr)
 			}
 		case row.Reject != nil:
-			t.Fatalf("record %d: NextRow rejects it (%s), Normalize does not", i, row.Reject.Reason)
+			t.Fatalf("record %d: NextEntry rejects it (%s), Normalize does not", i, row.Reject.Reason)
 		case !reflect.DeepEqual(row.Event, want):
-			t.Fatalf("record %d: NextRow gave\n%+v\nNormalize gave\n%+v", i, row.Event, want)
+			t.Fatalf("record %d: NextEntry gave\n%+v\nNormalize gave\n%+v", i, row.Event, want)
 		}
 	}
 }

@@ -7,11 +7,11 @@ import (
 	"time"
 )
 
-// TestLeadersServeEveryCallerOnce: 500 callers at once; each gets its own
+// TestCombinerServesEveryCallerOnce: 500 callers at once; each gets its own
 // result back, every item runs in exactly one batch, batches respect size,
 // no more leaders run at once than the policy allows, callers that arrive
 // while a batch runs share the next, and nothing is left behind.
-func TestLeadersServeEveryCallerOnce(t *testing.T) {
+func TestCombinerServesEveryCallerOnce(t *testing.T) {
 	t.Parallel()
 	const callers, batchMax, leadersMax = 500, 7, 2
 	var (
@@ -21,8 +21,8 @@ func TestLeadersServeEveryCallerOnce(t *testing.T) {
 		running    int
 		maxRunning int
 	)
-	var l leaders[int]
-	l = leaders[int]{
+	var l combiner[int]
+	l = combiner[int]{
 		lead: func(_, leading int) bool { return leading < leadersMax },
 		size: func(q []*queued[int]) int { return min(len(q), batchMax) },
 		run: func(_ context.Context, batch []*queued[int]) {

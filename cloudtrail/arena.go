@@ -1,4 +1,4 @@
-package worker
+package cloudtrail
 
 import (
 	"sync"
@@ -10,17 +10,18 @@ import (
 // records, so that a record costs no allocation of its own, and never
 // writes to memory it has handed out.
 //
-// By default a chunk lives for as long as any row still points into it,
-// and the garbage collector frees it after that. With a pool, the arena
-// draws its chunks from the pool and lists them; take hands the list to
-// the rows' owner, which gives the chunks back once no row points into
-// them (the processor does, once an object's batch is committed). A
-// chunk's memory is then written again: only rows whose every reader is
+// By default a chunk lives for as long as any entry still points into it,
+// and the garbage collector frees it after that. With a pool
+// (Decoder.Recycle), the arena draws its chunks from the pool and lists
+// them; Decoder.TakeChunks hands the list to the entries' owner, which
+// gives the chunks back (ChunkPool.Put) once no entry points into them
+// (the worker's processor does, once an object's batch is committed). A
+// chunk's memory is then written again: only entries whose every reader is
 // done may be recycled this way.
 type arena struct {
 	chunk []byte // free space of the current chunk
-	pool  *chunkPool
-	used  []*[arenaChunk]byte // chunks drawn from pool since the last take
+	pool  *ChunkPool
+	used  Chunks // chunks drawn from pool since the last take
 }
 
 const (
@@ -53,7 +54,7 @@ func (a *arena) alloc(n int) []byte {
 // recycle makes the arena draw its chunks from pool (nil: allocate them,
 // and leave them to the garbage collector). Chunks drawn and not taken are
 // left to the garbage collector, and the next row starts a new chunk.
-func (a *arena) recycle(pool *chunkPool) {
+func (a *arena) recycle(pool *ChunkPool) {
 	clear(a.used)
 	a.used = a.used[:0]
 	a.chunk = nil
@@ -63,25 +64,39 @@ func (a *arena) recycle(pool *chunkPool) {
 // take returns the chunks drawn from the pool since the last take or
 // recycle, which hold every row handed out since then, and starts the next
 // row in a new chunk, so that the chunks returned hold no later row.
-func (a *arena) take() []*[arenaChunk]byte {
+func (a *arena) take() Chunks {
 	used := a.used
 	a.used = nil
 	a.chunk = nil
 	return used
 }
 
-// chunkPool keeps arena chunks for reuse.
-type chunkPool struct{ p sync.Pool }
+// Recycle makes the Decoder carve the entries NextEntry returns from
+// chunks drawn from pool (nil: allocated, and left to the garbage
+// collector), until TakeChunks hands them over.
+func (d *Decoder) Recycle(pool *ChunkPool) { d.arena.recycle(pool) }
 
-func (c *chunkPool) get() *[arenaChunk]byte {
+// TakeChunks returns the chunks drawn from the pool since the last
+// TakeChunks or Recycle, which hold every entry returned since then; the
+// next entry starts in a new chunk. Give them back with ChunkPool.Put once
+// no entry points into them.
+func (d *Decoder) TakeChunks() Chunks { return d.arena.take() }
+
+// Chunks are the arena chunks that a run of entries was carved from.
+type Chunks []*[arenaChunk]byte
+
+// ChunkPool keeps arena chunks for reuse. Its zero value is ready.
+type ChunkPool struct{ p sync.Pool }
+
+func (c *ChunkPool) get() *[arenaChunk]byte {
 	if b, ok := c.p.Get().(*[arenaChunk]byte); ok {
 		return b
 	}
 	return new([arenaChunk]byte)
 }
 
-// put gives chunks back. No row may point into them any more.
-func (c *chunkPool) put(chunks []*[arenaChunk]byte) {
+// Put gives chunks back. No entry may point into them any more.
+func (c *ChunkPool) Put(chunks Chunks) {
 	for _, b := range chunks {
 		c.p.Put(b)
 	}

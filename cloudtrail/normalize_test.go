@@ -1,4 +1,4 @@
-package worker
+package cloudtrail
 
 import (
 	"bytes"
@@ -18,7 +18,7 @@ import (
 	"unicode/utf8"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/records")
+var updateNormalize = flag.Bool("update-normalize", false, "rewrite the golden files in testdata/records")
 
 // corpusCounts is the table in the corpus README, counted with a plain JSON
 // reader, plus the eventTimes that are present but unparseable.
@@ -131,7 +131,7 @@ func TestNormalizeCorpus(t *testing.T) {
 
 func checkGolden(t *testing.T, path string, got []byte) {
 	t.Helper()
-	if *update {
+	if *updateNormalize {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -142,16 +142,16 @@ func checkGolden(t *testing.T, path string, got []byte) {
 	}
 	want, err := os.ReadFile(path)
 	if err != nil {
-		t.Fatalf("%v (run go test -run TestNormalizeCorpus -update)", err)
+		t.Fatalf("%v (run go test -run TestNormalizeCorpus -update-normalize)", err)
 	}
 	if !bytes.Equal(got, want) {
 		gl, wl := strings.Split(string(got), "\n"), strings.Split(string(want), "\n")
 		for i := range min(len(gl), len(wl)) {
 			if gl[i] != wl[i] {
-				t.Fatalf("%s line %d:\n got %s\nwant %s\n(run with -update if the change is intended)", path, i+1, gl[i], wl[i])
+				t.Fatalf("%s line %d:\n got %s\nwant %s\n(run with -update-normalize if the change is intended)", path, i+1, gl[i], wl[i])
 			}
 		}
-		t.Fatalf("%s: %d lines, want %d (run with -update if the change is intended)", path, len(gl), len(wl))
+		t.Fatalf("%s: %d lines, want %d (run with -update-normalize if the change is intended)", path, len(gl), len(wl))
 	}
 }
 

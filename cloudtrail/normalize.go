@@ -1,4 +1,4 @@
-package worker
+package cloudtrail
 
 import (
 	"crypto/sha256"
