@@ -35,6 +35,7 @@ var scenarios = []scenario{
 	{"simultaneous start", simultaneousScenario},
 	{"duplicate delivery", duplicateScenario},
 	{"database outage", outageScenario},
+	{"alerts under kill -9", alertsScenario},
 }
 
 // TestFaults runs every scenario at once (they share nothing but the

@@ -102,6 +102,7 @@ func (p *Postgres) writeBuffered(ctx context.Context, objs []*Object, bufs []*Bu
 	if err := p.ensurePartitions(ctx, days); err != nil {
 		return nil, err
 	}
+	hits := p.matchAll(evs)
 	jsonb, err := p.recordJSONB(ctx)
 	if err != nil {
 		return nil, err
@@ -111,10 +112,10 @@ func (p *Postgres) writeBuffered(ctx context.Context, objs []*Object, bufs []*Bu
 	if p.clean.Load() >= probeAfter {
 		probe = probeNone
 	}
-	err = p.copyBatch(ctx, objs, res, evs, owner, rejects, probe, jsonb)
+	err = p.copyBatch(ctx, objs, res, evs, owner, rejects, probe, jsonb, hits)
 	if errors.Is(err, errConflict) {
 		p.clean.Store(0)
-		err = p.copyBatch(ctx, objs, res, evs, owner, rejects, probeAll, jsonb)
+		err = p.copyBatch(ctx, objs, res, evs, owner, rejects, probeAll, jsonb, hits)
 	}
 	if errors.Is(err, errConflict) || errors.Is(err, errRefused) {
 		// Another writer got there first, or PostgreSQL refused a value:
@@ -145,9 +146,10 @@ const (
 )
 
 // copyBatch is one transaction of the buffered path. It fills res's
-// Inserted and Duplicates.
+// Inserted and Duplicates, and stores the alerts (hits) of the events it
+// inserted.
 func (p *Postgres) copyBatch(ctx context.Context, objs []*Object, res []WriteResult,
-	evs []*cloudtrail.Event, owner []int32, rejects []*cloudtrail.Reject, probe int, jsonb bool,
+	evs []*cloudtrail.Event, owner []int32, rejects []*cloudtrail.Reject, probe int, jsonb bool, hits map[*cloudtrail.Event][]newAlert,
 ) error {
 	tx, err := p.pool.Begin(ctx)
 	if err != nil {
@@ -236,6 +238,13 @@ func (p *Postgres) copyBatch(ctx context.Context, objs []*Object, res []WriteRes
 	}
 
 	batch := &pgx.Batch{}
+	// The COPY inserted every event of evs, or failed: their alerts are
+	// the batch's.
+	if alerts, err := alertsOf(evs, hits); err != nil {
+		return err
+	} else if alerts != nil {
+		batch.Queue(insertAlerts, alerts)
+	}
 	for _, r := range rejects {
 		batch.Queue(insertReject, r.S3Bucket, r.S3Key, r.Index, r.Reason, r.Raw)
 	}

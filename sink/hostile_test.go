@@ -286,7 +286,9 @@ func checkIntact(t *testing.T, h *hostileDB, events ...string) {
 
 // checkPrivileges checks what the reader and the writer may do to every
 // relation and function of pgtrail, after whatever they tried: the reader
-// only reads; the writer reads, inserts, and updates the ledger only. No
+// only reads; the writer reads, inserts, and updates the ledger and the
+// alerts' delivery state only (the alerts themselves: their delivery
+// columns only, which has_table_privilege does not count). No
 // object of pgtrail belongs to either.
 func checkPrivileges(t *testing.T, h *hostileDB) {
 	t.Helper()
@@ -300,8 +302,8 @@ func checkPrivileges(t *testing.T, h *hostileDB) {
           AND c.relkind IN ('r', 'p', 'v', 'S')
           AND c.relowner OPERATOR(pg_catalog.=) (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = $3)
           AND pg_catalog.has_table_privilege(r.login, c.oid, p.priv)
-          AND NOT (r.kind = 'w' AND p.priv = 'INSERT' AND c.relname ~ '^(cloudtrail_events|cloudtrail_rejects|cloudtrail_objects|cloudtrail_failures)')
-          AND NOT (r.kind = 'w' AND p.priv = 'UPDATE' AND c.relname IN ('cloudtrail_objects', 'cloudtrail_failures'))
+          AND NOT (r.kind = 'w' AND p.priv = 'INSERT' AND c.relname ~ '^(cloudtrail_events|cloudtrail_rejects|cloudtrail_objects|cloudtrail_failures|cloudtrail_alert)')
+          AND NOT (r.kind = 'w' AND p.priv = 'UPDATE' AND c.relname IN ('cloudtrail_objects', 'cloudtrail_failures', 'cloudtrail_alert_deliveries', 'cloudtrail_alert_summaries'))
         UNION ALL
         SELECT r.login, p.proname::text, 'EXECUTE'
         FROM pg_catalog.pg_proc p

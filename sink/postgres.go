@@ -64,6 +64,10 @@ type Postgres struct {
 	// clean counts the latest buffered batches in a row that found no
 	// stored duplicate (see writeBuffered).
 	clean atomic.Int64
+
+	// matcher raises the alerts of the events a write inserts; nil for
+	// none (alerts.go).
+	matcher Matcher
 }
 
 // Open connects to the database. It does not run migrations.

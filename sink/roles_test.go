@@ -149,6 +149,8 @@ var readable = []string{
 	"ct_kms_key_disabled_or_deleted", "ct_s3_bucket_policy_changes", "ct_config_changes",
 	"ct_security_group_changes", "ct_nacl_changes", "ct_network_gateway_changes", "ct_route_table_changes",
 	"ct_vpc_changes", "ct_organizations_changes",
+	"cloudtrail_alerts", "cloudtrail_alert_deliveries", "cloudtrail_alert_summaries",
+	"ct_open_alerts_by_rule", "ct_open_alerts_by_principal", "ct_open_alerts_by_account",
 }
 
 func TestReaderCanOnlyRead(t *testing.T) {

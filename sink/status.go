@@ -31,6 +31,8 @@ type Status struct {
 	Rejects      int64
 	LastRejectAt time.Time
 	Partitions   PartitionSummary
+	// Alerts is nil before migration 9 (status_alerts.go).
+	Alerts *AlertStatus
 }
 
 // IngestWindow sums the ledger over a period.
@@ -154,5 +156,5 @@ WHERE i.inhparent = 'cloudtrail_events'::regclass`).Scan(
 	if err != nil {
 		return fmt.Errorf("postgres: partitions: %w", err)
 	}
-	return nil
+	return st.queryAlerts(ctx, conn)
 }

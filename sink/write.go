@@ -144,7 +144,7 @@ func (p *Postgres) writeStaged(ctx context.Context, objs []*Object, srcs []Entry
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit
 
-	src := &copySource{srcs: srcs, res: res, days: map[int64]bool{}}
+	src := &copySource{srcs: srcs, res: res, days: map[int64]bool{}, matcher: p.matcher}
 	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"pgtrail_staging"}, stagingColumns, src); err != nil {
 		if src.err != nil {
 			return nil, src.err // the object's own error: decode, fetch
@@ -160,10 +160,14 @@ func (p *Postgres) writeStaged(ctx context.Context, objs []*Object, srcs []Entry
 		return nil, fmt.Errorf("postgres: savepoint: %w", classify(err))
 	}
 	rejects := src.rejects
-	err = p.insertStaged(ctx, tx, stmts.insert, objs, res)
+	alerts, err := alertsJSON(src.alerts)
+	if err != nil {
+		return nil, err
+	}
+	err = p.insertStaged(ctx, tx, stmts.insert, objs, res, alerts)
 	if refused(err) {
 		var n int
-		n, err = p.insertRefusing(ctx, tx, stmts, objs, res)
+		n, err = p.insertRefusing(ctx, tx, stmts, objs, res, alerts)
 		rejects += n
 	}
 	if err != nil {
@@ -191,14 +195,19 @@ func (p *Postgres) writeStaged(ctx context.Context, objs []*Object, srcs []Entry
 }
 
 // insertStaged runs insert (insertEvents) and sets each object's Inserted
-// in res. Its error is not classified.
-func (p *Postgres) insertStaged(ctx context.Context, tx pgx.Tx, insert string, objs []*Object, res []WriteResult) error {
+// in res; with alerts (alertsJSON), it stores those whose events it
+// inserted in the same statement. Its error is not classified.
+func (p *Postgres) insertStaged(ctx context.Context, tx pgx.Tx, insert string, objs []*Object, res []WriteResult, alerts []byte) error {
 	byKey := make(map[[2]string]int, len(objs))
 	for i, o := range objs {
 		byKey[[2]string{o.Bucket, o.Key}] = i
 		res[i].Inserted = 0
 	}
-	rows, err := tx.Query(ctx, insert)
+	var args []any
+	if alerts != nil {
+		insert, args = insertingAlerts(insert), []any{alerts}
+	}
+	rows, err := tx.Query(ctx, insert, args...)
 	if err != nil {
 		return fmt.Errorf("postgres: insert events: %w", p.missingPartition(err))
 	}
@@ -272,6 +281,9 @@ type copySource struct {
 	vals    []any
 	rejects int
 	err     error
+	// matcher, when set, collects in alerts those of each event.
+	matcher Matcher
+	alerts  []newAlert
 }
 
 func (s *copySource) Next() bool {
@@ -299,6 +311,9 @@ func (s *copySource) Next() bool {
 		} else {
 			s.res[s.i].Events++
 			s.days[unixDay(s.row.Event.EventTime)] = true
+			if s.matcher != nil {
+				s.alerts = appendAlerts(s.alerts, s.matcher, factsOf(&s.row.Event))
+			}
 		}
 		return true
 	}

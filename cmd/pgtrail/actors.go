@@ -22,9 +22,9 @@ const httpShutdownTimeout = 5 * time.Second
 //  1. the consumer: it stops receiving, and the messages in flight finish
 //     within PGTRAIL_SHUTDOWN_GRACE;
 //  2. retention;
-//  3. (next: the LookupEvents API server and the alert relay, between
+//  3. the alert relay (and next, the LookupEvents API server), between
 //     retention and HTTP: they may want the consumer's last writes, and
-//     /readyz and /metrics should outlive them);
+//     /readyz and /metrics should outlive them;
 //  4. the HTTP server, last, so that /healthz, /readyz and /metrics answer
 //     while the consumer drains.
 //
@@ -37,6 +37,9 @@ type daemon struct {
 	// retention applies PGTRAIL_RETENTION_DAYS until ctx ends; nil when
 	// retention is off.
 	retention func(ctx context.Context)
+	// relay delivers the stored alerts until ctx ends; nil without an
+	// alert destination.
+	relay func(ctx context.Context) error
 	// http serves on ln; nil without PGTRAIL_HTTP_ADDR.
 	http *http.Server
 	ln   net.Listener
@@ -85,7 +88,21 @@ func (d *daemon) run(ctx context.Context) error {
 		})
 	}
 
-	// 3. The LookupEvents API server and the alert relay go here.
+	// 3. The LookupEvents API server goes here, and the alert relay. The
+	// relay goes on while the consumer drains, to deliver what its last
+	// writes raised; an alert it has not delivered when it stops waits in
+	// the database for another worker's relay, or this one's next start.
+	if d.relay != nil {
+		relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(ctx))
+		relayed := make(chan struct{})
+		g.Add(func() error {
+			defer close(relayed)
+			return d.relay(relayCtx)
+		}, func(error) {
+			stopRelay()
+			<-relayed
+		})
+	}
 
 	// 4. HTTP, last.
 	if d.http != nil {

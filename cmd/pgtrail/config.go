@@ -86,6 +86,30 @@ type Config struct {
 	// CPUProfile, when set, is a file the command writes a pprof CPU
 	// profile of its whole run to, for performance work.
 	CPUProfile string `env:"PGTRAIL_CPU_PROFILE"`
+
+	// Alerts (docs/alerts.md; checked in config_alerts.go).
+	//
+	// Rules names the Sigma rules evaluated on every newly stored event: a
+	// comma-separated list of files and folders, in which the word builtin
+	// stands for the built-in pack; unset is the built-in pack alone, and
+	// off raises no alerts.
+	Rules string `env:"PGTRAIL_RULES"`
+	// AlertMaxAge: alerts for events older than this are stored but not
+	// sent, so that a backfill pages no one; 0s sends them whatever their age.
+	AlertMaxAge time.Duration `env:"PGTRAIL_ALERT_MAX_AGE, default=24h" want:"a duration of 0s (send whatever the age) or more"`
+	// AlertSNSTopicARN is the SNS topic alerts are published to.
+	AlertSNSTopicARN string `env:"PGTRAIL_ALERT_SNS_TOPIC_ARN" want:"a topic ARN such as arn:aws:sns:eu-west-1:111122223333:pgtrail-alerts"`
+	// AlertWebhookURL receives alerts signed as Standard Webhooks does,
+	// with AlertWebhookSecret (whsec_ and a base64 key).
+	AlertWebhookURL    string `env:"PGTRAIL_ALERT_WEBHOOK_URL" want:"an http or https URL"`
+	AlertWebhookSecret string `env:"PGTRAIL_ALERT_WEBHOOK_SECRET" want:"whsec_ and a base64 key of 24 to 64 bytes"`
+	// AlertSlackWebhookURL is a Slack-compatible incoming webhook.
+	AlertSlackWebhookURL string `env:"PGTRAIL_ALERT_SLACK_WEBHOOK_URL" want:"an http or https URL"`
+	// AlertThrottle alerts of one rule are sent one by one per
+	// AlertThrottleWindow; the rest are told in one summary when the window
+	// closes. 0 sends every alert.
+	AlertThrottle       int           `env:"PGTRAIL_ALERT_THROTTLE, default=20" want:"an integer from 0 (no throttle) to 100000"`
+	AlertThrottleWindow time.Duration `env:"PGTRAIL_ALERT_THROTTLE_WINDOW, default=15m" want:"a duration from 1m to 24h"`
 }
 
 // loadConfig reads the environment through lookup.
@@ -227,6 +251,7 @@ func (c *Config) Validate() error {
 	} else if c.WriterRole == c.ReaderRole {
 		errs = append(errs, fmt.Errorf("config: PGTRAIL_WRITER_ROLE: must differ from PGTRAIL_READER_ROLE, both are %s", c.WriterRole))
 	}
+	errs = append(errs, c.validateAlerts()...)
 	return errors.Join(errs...)
 }
 

@@ -7,6 +7,7 @@
 //	pgtrail retention        drop the day partitions older than PGTRAIL_RETENTION_DAYS
 //	pgtrail status           one screen for the on-call: queue, DLQ, ingest, partitions
 //	pgtrail dlq list|redrive the dead-letter queue: why its messages failed; move them back
+//	pgtrail rules ...        test and list the alert rules
 //	pgtrail version          print the version
 //
 // Configuration comes from the environment: see the README.
@@ -54,6 +55,10 @@ commands:
   status           queue and DLQ depth, recent ingest, last object, partitions
   dlq list         the messages in the dead-letter queue, their objects and why they failed
   dlq redrive      move the dead-letter queue's messages back to SQS_QUEUE_URL
+  rules test [-json] RULES PATH...
+                   evaluate Sigma rules on local CloudTrail files and print each match
+  rules list [RULES]
+                   the rules loaded (PGTRAIL_RULES by default) and those refused, with why
   version          print the version
   help COMMAND     the command's help (as does COMMAND -h)
 
@@ -100,7 +105,11 @@ func Main(ctx context.Context, args []string, env envconfig.Lookuper, stdout, st
 		// flags' defaults are shown from the environment where it parses.
 		return showHelp(ctx, cmd, run, args, env, stdout)
 	}
-	cfg, err := loadConfig(ctx, env)
+	load := loadConfig
+	if offline[cmd] {
+		load = parseConfig
+	}
+	cfg, err := load(ctx, env)
 	if err != nil {
 		fmt.Fprintln(stderr, "pgtrail:", strings.ReplaceAll(err.Error(), "\n", "\npgtrail: "))
 		return exitUsage
@@ -247,6 +256,10 @@ var commands = map[string]func(context.Context, *app, []string) error{
 	"dlq":       cmdDLQ,
 }
 
+// offline are the commands, registered by their own files, that use no
+// database: DATABASE_URL and the other settings are not checked for them.
+var offline = map[string]bool{}
+
 func newLogger(cfg *Config, w io.Writer) (*zap.Logger, error) {
 	level, err := zapcore.ParseLevel(strings.ToLower(cfg.LogLevel))
 	if err != nil {
@@ -306,8 +319,13 @@ func openSink(ctx context.Context, e *app) (*sink.Postgres, error) {
 }
 
 // openMigrated is openSink followed, unless PGTRAIL_MIGRATE=false, by the
-// migrations: what the commands that write need.
+// migrations, with the alert rules of PGTRAIL_RULES set: what the commands
+// that write need, so that every write path raises alerts alike.
 func openMigrated(ctx context.Context, a *app) (*sink.Postgres, error) {
+	rules, err := loadRules(a)
+	if err != nil {
+		return nil, err
+	}
 	pg, err := openSink(ctx, a)
 	if err != nil {
 		return nil, err
@@ -317,6 +335,9 @@ func openMigrated(ctx context.Context, a *app) (*sink.Postgres, error) {
 			pg.Close()
 			return nil, err
 		}
+	}
+	if rules != nil {
+		pg.SetMatcher(rules)
 	}
 	return pg, nil
 }

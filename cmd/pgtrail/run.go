@@ -124,6 +124,9 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 	w := worker.New(wcfg, sqsClient, proc, metrics, a.log)
 
 	d := &daemon{consume: w.Run}
+	if relay := a.cfg.alertRelay(a.cfg.alertDestinations(awsCfg), pg, reg, a); relay != nil {
+		d.relay = relay.Run
+	}
 	if days := a.cfg.RetentionDays; days != 0 {
 		d.retention = func(ctx context.Context) { pg.RunRetention(ctx, days, retentionInterval) }
 	}

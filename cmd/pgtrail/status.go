@@ -200,6 +200,7 @@ func (st *status) print(w io.Writer, cfg *Config) {
 			row("  partitions", "%d daily, %s to %s, %s%s", p.Count, partitionDay(p.Oldest), partitionDay(p.Newest), bytesIEC(p.Bytes), rows)
 		}
 		row("  retention", "%s", st.retention(cfg.RetentionDays))
+		st.printAlerts(row, cfg)
 	}
 }
 
