@@ -1,0 +1,134 @@
+-- What CloudTrail's LookupEvents API needs (pgtrail serve, pgtrail lookup;
+-- docs/lookup.md): the two attributes that CloudTrail derives from a record
+-- rather than copies, as functions, and an index for each lookup attribute
+-- that 0003 does not already serve.
+--
+-- The derivations live here, once: the indexes are built on them, and the
+-- lookup query selects them for its answer, so that what a lookup matches
+-- and what it shows cannot disagree.
+
+-- pgtrail_lookup_username is the Username of LookupEvents, inferred from
+-- CloudTrail's own answers (docs/lookup.md, "Username and Resources"):
+--
+--  * the root user: "root";
+--  * an assumed role or a federated user: the session's name, the last
+--    part of the ARN (arn:aws:sts::…:assumed-role/Role/alice → alice), or
+--    what follows the colon of the principal ID when there is no ARN;
+--  * anyone else (IAM users, SAML and web-identity users, Identity Center
+--    users, failed sign-ins): userIdentity.userName;
+--  * nobody (NULL) when the record has none, as for a service's own events.
+--
+-- It is not user_identity_user_name, which is empty for assumed roles.
+CREATE FUNCTION pgtrail_lookup_username(identity_type text, user_name text, arn text, principal_id text)
+RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE
+        WHEN identity_type = 'Root' THEN 'root'
+        WHEN identity_type IN ('AssumedRole', 'FederatedUser') THEN
+            coalesce(nullif(substring(arn FROM '/([^/]+)$'), ''), nullif(substring(principal_id FROM ':(.+)$'), ''))
+        ELSE nullif(user_name, '')
+    END
+$$;
+
+-- pgtrail_lookup_resources is the Resources of LookupEvents: a JSON array of
+-- {"ResourceType", "ResourceName"} objects, sorted, each pair once:
+--
+--  * every entry of the record's own resources array (type, ARN);
+--  * for an event that is not read-only, every string value (or string in
+--    an array value) of a known identifier field, at any depth of
+--    requestParameters and responseElements, typed by the table below:
+--    instanceId is an AWS::EC2::Instance wherever it appears; groupName is
+--    an EC2 security group in ec2.amazonaws.com's events and an IAM group
+--    in iam.amazonaws.com's.
+--
+-- CloudTrail's own table is not published; this one reproduces the real
+-- export in the corpus and covers the services of the CIS views. Extend it
+-- with a migration that replaces the function and rebuilds the index.
+CREATE FUNCTION pgtrail_lookup_resources(read_only boolean, event_source text,
+    request_parameters jsonb, response_elements jsonb, resources jsonb)
+RETURNS jsonb LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT coalesce(jsonb_agg(jsonb_build_object('ResourceType', t, 'ResourceName', n) ORDER BY t, n), '[]'::jsonb)
+    FROM (
+        SELECT r->>'type' AS t, r->>'ARN' AS n
+        FROM jsonb_array_elements(CASE WHEN jsonb_typeof(resources) = 'array' THEN resources END) r
+        WHERE jsonb_typeof(r) = 'object' AND r->>'type' IS NOT NULL AND r->>'ARN' IS NOT NULL
+        UNION
+        SELECT m.t, v #>> '{}'
+        FROM unnest(CASE WHEN read_only IS NOT TRUE THEN ARRAY[request_parameters, response_elements] END) d(doc)
+        CROSS JOIN LATERAL jsonb_path_query(d.doc,
+            'strict $.** ? (@.type() == "object").keyvalue() ? (@.key like_regex "^(instanceId|imageId|vpcId|subnetId|networkInterfaceId|keyName|groupId|groupName|volumeId|snapshotId|internetGatewayId|routeTableId|networkAclId|natGatewayId|allocationId|userName|roleName|policyArn|accessKeyId|instanceProfileName|bucketName|trailName|name|keyId|functionName|tableName|dBInstanceIdentifier|dBClusterIdentifier|dBSnapshotIdentifier|stackName|topicArn|queueUrl|autoScalingGroupName|loadBalancerName|secretId|configurationRecorderName|deliveryChannelName)$")') kv
+        JOIN (VALUES
+            ('instanceId', 'AWS::EC2::Instance', NULL),
+            ('imageId', 'AWS::EC2::Ami', NULL),
+            ('vpcId', 'AWS::EC2::VPC', NULL),
+            ('subnetId', 'AWS::EC2::Subnet', NULL),
+            ('networkInterfaceId', 'AWS::EC2::NetworkInterface', NULL),
+            ('keyName', 'AWS::EC2::KeyPair', 'ec2.amazonaws.com'),
+            ('groupId', 'AWS::EC2::SecurityGroup', 'ec2.amazonaws.com'),
+            ('groupName', 'AWS::EC2::SecurityGroup', 'ec2.amazonaws.com'),
+            ('volumeId', 'AWS::EC2::Volume', NULL),
+            ('snapshotId', 'AWS::EC2::Snapshot', NULL),
+            ('internetGatewayId', 'AWS::EC2::InternetGateway', NULL),
+            ('routeTableId', 'AWS::EC2::RouteTable', NULL),
+            ('networkAclId', 'AWS::EC2::NetworkAcl', NULL),
+            ('natGatewayId', 'AWS::EC2::NatGateway', NULL),
+            ('allocationId', 'AWS::EC2::EIP', 'ec2.amazonaws.com'),
+            ('userName', 'AWS::IAM::User', 'iam.amazonaws.com'),
+            ('roleName', 'AWS::IAM::Role', 'iam.amazonaws.com'),
+            ('groupName', 'AWS::IAM::Group', 'iam.amazonaws.com'),
+            ('policyArn', 'AWS::IAM::Policy', 'iam.amazonaws.com'),
+            ('accessKeyId', 'AWS::IAM::AccessKey', 'iam.amazonaws.com'),
+            ('instanceProfileName', 'AWS::IAM::InstanceProfile', 'iam.amazonaws.com'),
+            ('bucketName', 'AWS::S3::Bucket', 's3.amazonaws.com'),
+            ('trailName', 'AWS::CloudTrail::Trail', 'cloudtrail.amazonaws.com'),
+            ('name', 'AWS::CloudTrail::Trail', 'cloudtrail.amazonaws.com'),
+            ('keyId', 'AWS::KMS::Key', 'kms.amazonaws.com'),
+            ('functionName', 'AWS::Lambda::Function', 'lambda.amazonaws.com'),
+            ('tableName', 'AWS::DynamoDB::Table', 'dynamodb.amazonaws.com'),
+            ('dBInstanceIdentifier', 'AWS::RDS::DBInstance', 'rds.amazonaws.com'),
+            ('dBClusterIdentifier', 'AWS::RDS::DBCluster', 'rds.amazonaws.com'),
+            ('dBSnapshotIdentifier', 'AWS::RDS::DBSnapshot', 'rds.amazonaws.com'),
+            ('stackName', 'AWS::CloudFormation::Stack', 'cloudformation.amazonaws.com'),
+            ('topicArn', 'AWS::SNS::Topic', 'sns.amazonaws.com'),
+            ('queueUrl', 'AWS::SQS::Queue', 'sqs.amazonaws.com'),
+            ('autoScalingGroupName', 'AWS::AutoScaling::AutoScalingGroup', 'autoscaling.amazonaws.com'),
+            ('loadBalancerName', 'AWS::ElasticLoadBalancing::LoadBalancer', 'elasticloadbalancing.amazonaws.com'),
+            ('secretId', 'AWS::SecretsManager::Secret', 'secretsmanager.amazonaws.com'),
+            ('configurationRecorderName', 'AWS::Config::ConfigurationRecorder', 'config.amazonaws.com'),
+            ('deliveryChannelName', 'AWS::Config::DeliveryChannel', 'config.amazonaws.com')
+        ) m(k, t, src) ON m.k = kv->>'key' AND (m.src IS NULL OR m.src = event_source)
+        CROSS JOIN LATERAL jsonb_array_elements(
+            CASE WHEN jsonb_typeof(kv->'value') = 'array' THEN kv->'value' ELSE jsonb_build_array(kv->'value') END) v
+        WHERE jsonb_typeof(v) = 'string' AND v #>> '{}' <> ''
+    ) x
+$$;
+
+-- The indexes, measured in docs/lookup.md ("What the indexes cost"):
+--
+--  * Username: a B-tree on the derivation and event_time, like the
+--    principal index of 0003: "the latest 50" reads it backwards and stops.
+--  * EventSource: the same shape; a few hundred values, but the rare ones
+--    (cloudtrail.amazonaws.com) are what people look up.
+--  * ResourceType and ResourceName: one GIN index (jsonb_path_ops) on the
+--    derived array serves both. It is partial: read-only events without a
+--    resources array have no resources by the rules above, so most events
+--    cost the writer neither the derivation nor the index entry. The lookup
+--    query repeats the predicate so that the planner can use it.
+--  * EventCategory insight: Insights events are rare; a partial index on
+--    event_time finds them without reading the others.
+--
+-- EventId (the primary key), EventName (0003's event_name), AccessKeyId
+-- (0003's access-key index) are served already, and ReadOnly has two
+-- values: the newest day partition answers it.
+--
+-- Each is created on the partitioned table, so that every partition gets its
+-- own. On a database that already holds events, this migration builds them
+-- for every partition while writers wait (readers do not): see
+-- docs/lookup.md for how long that took on five million events.
+CREATE INDEX cloudtrail_events_lookup_username ON cloudtrail_events
+    (pgtrail_lookup_username(user_identity_type, user_identity_user_name, user_identity_arn, user_identity_principal_id), event_time);
+CREATE INDEX cloudtrail_events_lookup_source ON cloudtrail_events (event_source, event_time);
+CREATE INDEX cloudtrail_events_lookup_resources ON cloudtrail_events
+    USING gin (pgtrail_lookup_resources(read_only, event_source, request_parameters, response_elements, resources) jsonb_path_ops)
+    WHERE read_only IS NOT TRUE OR resources IS NOT NULL;
+CREATE INDEX cloudtrail_events_lookup_insights ON cloudtrail_events (event_time)
+    WHERE event_type = 'AwsCloudTrailInsight';
