@@ -192,6 +192,9 @@ func (s *Server) serve(r *http.Request) (string, *response, *apiError) {
 	}
 	key, apiErr := verify(r, body, s.o.Credentials, time.Now())
 	if apiErr != nil {
+		if key != "" {
+			key = "claimed:" + key // not proven: logged, never rate-limited
+		}
 		return key, nil, apiErr
 	}
 	if !s.limiter(key).Allow() {

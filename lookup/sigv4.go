@@ -41,7 +41,8 @@ type authorization struct {
 }
 
 // verify checks the request's SigV4 signature over body against creds and
-// returns the access key ID that signed it, or the error to send.
+// returns the access key ID that signed it, or the error to send and the key
+// ID the request claimed (for the log).
 //
 // The expected signature is computed by the AWS SDK's own signer
 // (aws/signer/v4): the request is rebuilt with exactly the headers the
@@ -65,45 +66,45 @@ func verify(r *http.Request, body []byte, creds *Credentials, now time.Time) (st
 	if r.Header.Get("X-Amz-Security-Token") != "" {
 		// pgtrail's keys are long-term ones: a session token is one that
 		// pgtrail did not issue.
-		return "", errUnrecognizedClient
+		return a.accessKey, errUnrecognizedClient
 	}
 	secret, ok := creds.secret(a.accessKey)
 	if !ok {
-		return "", errUnrecognizedClient
+		return a.accessKey, errUnrecognizedClient
 	}
 	rawDate := r.Header.Get("X-Amz-Date")
 	at, err := time.Parse(amzDateFormat, rawDate)
 	switch {
 	case rawDate == "" || !slices.Contains(a.signedHeaders, "x-amz-date"):
-		return "", errIncompleteSignature("Authorization header requires existence of a signed X-Amz-Date header.")
+		return a.accessKey, errIncompleteSignature("Authorization header requires existence of a signed X-Amz-Date header.")
 	case err != nil:
-		return "", errIncompleteSignature(fmt.Sprintf("Date must be in ISO-8601 'basic format'. Got '%s'.", rawDate))
+		return a.accessKey, errIncompleteSignature(fmt.Sprintf("Date must be in ISO-8601 'basic format'. Got '%s'.", rawDate))
 	case !slices.Contains(a.signedHeaders, "host"):
-		return "", errIncompleteSignature("'Host' must be a signed header.")
+		return a.accessKey, errIncompleteSignature("'Host' must be a signed header.")
 	case a.date != at.Format("20060102"):
-		return "", errInvalidSignature(fmt.Sprintf("Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '%s' != '%s', from '%s'.",
+		return a.accessKey, errInvalidSignature(fmt.Sprintf("Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '%s' != '%s', from '%s'.",
 			a.date, at.Format("20060102"), rawDate))
 	case a.service != sigService:
-		return "", errInvalidSignature(fmt.Sprintf("Credential should be scoped to correct service: '%s'.", sigService))
+		return a.accessKey, errInvalidSignature(fmt.Sprintf("Credential should be scoped to correct service: '%s'.", sigService))
 	case at.Before(now.Add(-maxSkew)):
-		return "", errInvalidSignature(fmt.Sprintf("Signature expired: %s is now earlier than %s (%s - 5 min.)",
+		return a.accessKey, errInvalidSignature(fmt.Sprintf("Signature expired: %s is now earlier than %s (%s - 5 min.)",
 			rawDate, now.Add(-maxSkew).UTC().Format(amzDateFormat), now.UTC().Format(amzDateFormat)))
 	case at.After(now.Add(maxSkew)):
-		return "", errInvalidSignature(fmt.Sprintf("Signature not yet current: %s is still later than %s (%s + 5 min.)",
+		return a.accessKey, errInvalidSignature(fmt.Sprintf("Signature not yet current: %s is still later than %s (%s + 5 min.)",
 			rawDate, now.Add(maxSkew).UTC().Format(amzDateFormat), now.UTC().Format(amzDateFormat)))
 	}
 	for _, name := range a.signedHeaders {
 		if slices.Contains(unsignable, name) {
-			return "", errInvalidSignature(fmt.Sprintf("pgtrail cannot verify a signature that covers the %s header.", name))
+			return a.accessKey, errInvalidSignature(fmt.Sprintf("pgtrail cannot verify a signature that covers the %s header.", name))
 		}
 	}
 
 	want, err := expectedSignature(r, body, a, secret, at)
 	if err != nil {
-		return "", errInvalidSignature(err.Error())
+		return a.accessKey, errInvalidSignature(err.Error())
 	}
 	if !hmac.Equal([]byte(want), []byte(a.signature)) {
-		return "", errInvalidSignature("The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.")
+		return a.accessKey, errInvalidSignature("The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.")
 	}
 	return a.accessKey, nil
 }
