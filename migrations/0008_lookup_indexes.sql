@@ -19,7 +19,7 @@
 --  * nobody (NULL) when the record has none, as for a service's own events.
 --
 -- It is not user_identity_user_name, which is empty for assumed roles.
-CREATE FUNCTION pgtrail_lookup_username(identity_type text, user_name text, arn text, principal_id text)
+CREATE OR REPLACE FUNCTION pgtrail_lookup_username(identity_type text, user_name text, arn text, principal_id text)
 RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT CASE
         WHEN identity_type = 'Root' THEN 'root'
@@ -43,7 +43,7 @@ $$;
 -- CloudTrail's own table is not published; this one reproduces the real
 -- export in the corpus and covers the services of the CIS views. Extend it
 -- with a migration that replaces the function and rebuilds the index.
-CREATE FUNCTION pgtrail_lookup_resources(read_only boolean, event_source text,
+CREATE OR REPLACE FUNCTION pgtrail_lookup_resources(read_only boolean, event_source text,
     request_parameters jsonb, response_elements jsonb, resources jsonb)
 RETURNS jsonb LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT coalesce(jsonb_agg(jsonb_build_object('ResourceType', t, 'ResourceName', n) ORDER BY t, n), '[]'::jsonb)
@@ -123,12 +123,14 @@ $$;
 -- Each is created on the partitioned table, so that every partition gets its
 -- own. On a database that already holds events, this migration builds them
 -- for every partition while writers wait (readers do not): see
--- docs/lookup.md for how long that took on five million events.
-CREATE INDEX cloudtrail_events_lookup_username ON cloudtrail_events
+-- docs/lookup.md for how long that took on five million events, and how to
+-- build them beforehand, concurrently, so that this migration finds them
+-- (IF NOT EXISTS) and only records itself.
+CREATE INDEX IF NOT EXISTS cloudtrail_events_lookup_username ON cloudtrail_events
     (pgtrail_lookup_username(user_identity_type, user_identity_user_name, user_identity_arn, user_identity_principal_id), event_time);
-CREATE INDEX cloudtrail_events_lookup_source ON cloudtrail_events (event_source, event_time);
-CREATE INDEX cloudtrail_events_lookup_resources ON cloudtrail_events
+CREATE INDEX IF NOT EXISTS cloudtrail_events_lookup_source ON cloudtrail_events (event_source, event_time);
+CREATE INDEX IF NOT EXISTS cloudtrail_events_lookup_resources ON cloudtrail_events
     USING gin (pgtrail_lookup_resources(read_only, event_source, request_parameters, response_elements, resources) jsonb_path_ops)
     WHERE read_only IS NOT TRUE OR resources IS NOT NULL;
-CREATE INDEX cloudtrail_events_lookup_insights ON cloudtrail_events (event_time)
+CREATE INDEX IF NOT EXISTS cloudtrail_events_lookup_insights ON cloudtrail_events (event_time)
     WHERE event_type = 'AwsCloudTrailInsight';
