@@ -19,12 +19,15 @@
 --  * nobody (NULL) when the record has none, as for a service's own events.
 --
 -- It is not user_identity_user_name, which is empty for assumed roles.
+-- split_part, not a regular expression: it runs for every stored event (the
+-- index), and a regular expression cost the writer a fifth more CPU per row.
 CREATE OR REPLACE FUNCTION pgtrail_lookup_username(identity_type text, user_name text, arn text, principal_id text)
 RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT CASE
         WHEN identity_type = 'Root' THEN 'root'
         WHEN identity_type IN ('AssumedRole', 'FederatedUser') THEN
-            coalesce(nullif(substring(arn FROM '/([^/]+)$'), ''), nullif(substring(principal_id FROM ':(.+)$'), ''))
+            coalesce(nullif(CASE WHEN strpos(arn, '/') > 0 THEN split_part(arn, '/', -1) END, ''),
+                     nullif(split_part(principal_id, ':', 2), ''))
         ELSE nullif(user_name, '')
     END
 $$;
