@@ -32,16 +32,28 @@ RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     END
 $$;
 
+-- pgtrail_lookup_resource_source tells the services whose identifier fields
+-- pgtrail_lookup_resources knows: the events of any other service get their
+-- resources from the record's resources array only, so that neither the
+-- derivation nor its index costs the writer anything for them.
+CREATE OR REPLACE FUNCTION pgtrail_lookup_resource_source(event_source text)
+RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT event_source IN ('ec2.amazonaws.com', 'iam.amazonaws.com', 's3.amazonaws.com', 'cloudtrail.amazonaws.com',
+        'kms.amazonaws.com', 'lambda.amazonaws.com', 'dynamodb.amazonaws.com', 'rds.amazonaws.com',
+        'cloudformation.amazonaws.com', 'sns.amazonaws.com', 'sqs.amazonaws.com', 'autoscaling.amazonaws.com',
+        'elasticloadbalancing.amazonaws.com', 'secretsmanager.amazonaws.com', 'config.amazonaws.com')
+$$;
+
 -- pgtrail_lookup_resources is the Resources of LookupEvents: a JSON array of
 -- {"ResourceType", "ResourceName"} objects, sorted, each pair once:
 --
 --  * every entry of the record's own resources array (type, ARN);
---  * for an event that is not read-only, every string value (or string in
---    an array value) of a known identifier field, at any depth of
---    requestParameters and responseElements, typed by the table below:
---    instanceId is an AWS::EC2::Instance wherever it appears; groupName is
---    an EC2 security group in ec2.amazonaws.com's events and an IAM group
---    in iam.amazonaws.com's.
+--  * for an event that is not read-only, of a service the table below
+--    knows, every string value (or string in an array value) of a known
+--    identifier field of that service, at any depth of requestParameters and
+--    responseElements: instanceId is an AWS::EC2::Instance in
+--    ec2.amazonaws.com's events; groupName an EC2 security group there and
+--    an IAM group in iam.amazonaws.com's.
 --
 -- CloudTrail's own table is not published; this one reproduces the real
 -- export in the corpus and covers the services of the CIS views. Extend it
@@ -56,24 +68,25 @@ RETURNS jsonb LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
         WHERE jsonb_typeof(r) = 'object' AND r->>'type' IS NOT NULL AND r->>'ARN' IS NOT NULL
         UNION
         SELECT m.t, v #>> '{}'
-        FROM unnest(CASE WHEN read_only IS NOT TRUE THEN ARRAY[request_parameters, response_elements] END) d(doc)
+        FROM unnest(CASE WHEN read_only IS NOT TRUE AND pgtrail_lookup_resource_source(event_source)
+                          THEN ARRAY[request_parameters, response_elements] END) d(doc)
         CROSS JOIN LATERAL jsonb_path_query(d.doc,
             'strict $.** ? (@.type() == "object").keyvalue() ? (@.key like_regex "^(instanceId|imageId|vpcId|subnetId|networkInterfaceId|keyName|groupId|groupName|volumeId|snapshotId|internetGatewayId|routeTableId|networkAclId|natGatewayId|allocationId|userName|roleName|policyArn|accessKeyId|instanceProfileName|bucketName|trailName|name|keyId|functionName|tableName|dBInstanceIdentifier|dBClusterIdentifier|dBSnapshotIdentifier|stackName|topicArn|queueUrl|autoScalingGroupName|loadBalancerName|secretId|configurationRecorderName|deliveryChannelName)$")') kv
         JOIN (VALUES
-            ('instanceId', 'AWS::EC2::Instance', NULL),
-            ('imageId', 'AWS::EC2::Ami', NULL),
-            ('vpcId', 'AWS::EC2::VPC', NULL),
-            ('subnetId', 'AWS::EC2::Subnet', NULL),
-            ('networkInterfaceId', 'AWS::EC2::NetworkInterface', NULL),
+            ('instanceId', 'AWS::EC2::Instance', 'ec2.amazonaws.com'),
+            ('imageId', 'AWS::EC2::Ami', 'ec2.amazonaws.com'),
+            ('vpcId', 'AWS::EC2::VPC', 'ec2.amazonaws.com'),
+            ('subnetId', 'AWS::EC2::Subnet', 'ec2.amazonaws.com'),
+            ('networkInterfaceId', 'AWS::EC2::NetworkInterface', 'ec2.amazonaws.com'),
             ('keyName', 'AWS::EC2::KeyPair', 'ec2.amazonaws.com'),
             ('groupId', 'AWS::EC2::SecurityGroup', 'ec2.amazonaws.com'),
             ('groupName', 'AWS::EC2::SecurityGroup', 'ec2.amazonaws.com'),
-            ('volumeId', 'AWS::EC2::Volume', NULL),
-            ('snapshotId', 'AWS::EC2::Snapshot', NULL),
-            ('internetGatewayId', 'AWS::EC2::InternetGateway', NULL),
-            ('routeTableId', 'AWS::EC2::RouteTable', NULL),
-            ('networkAclId', 'AWS::EC2::NetworkAcl', NULL),
-            ('natGatewayId', 'AWS::EC2::NatGateway', NULL),
+            ('volumeId', 'AWS::EC2::Volume', 'ec2.amazonaws.com'),
+            ('snapshotId', 'AWS::EC2::Snapshot', 'ec2.amazonaws.com'),
+            ('internetGatewayId', 'AWS::EC2::InternetGateway', 'ec2.amazonaws.com'),
+            ('routeTableId', 'AWS::EC2::RouteTable', 'ec2.amazonaws.com'),
+            ('networkAclId', 'AWS::EC2::NetworkAcl', 'ec2.amazonaws.com'),
+            ('natGatewayId', 'AWS::EC2::NatGateway', 'ec2.amazonaws.com'),
             ('allocationId', 'AWS::EC2::EIP', 'ec2.amazonaws.com'),
             ('userName', 'AWS::IAM::User', 'iam.amazonaws.com'),
             ('roleName', 'AWS::IAM::Role', 'iam.amazonaws.com'),
@@ -98,7 +111,7 @@ RETURNS jsonb LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
             ('secretId', 'AWS::SecretsManager::Secret', 'secretsmanager.amazonaws.com'),
             ('configurationRecorderName', 'AWS::Config::ConfigurationRecorder', 'config.amazonaws.com'),
             ('deliveryChannelName', 'AWS::Config::DeliveryChannel', 'config.amazonaws.com')
-        ) m(k, t, src) ON m.k = kv->>'key' AND (m.src IS NULL OR m.src = event_source)
+        ) m(k, t, src) ON m.k = kv->>'key' AND m.src = event_source
         CROSS JOIN LATERAL jsonb_array_elements(
             CASE WHEN jsonb_typeof(kv->'value') = 'array' THEN kv->'value' ELSE jsonb_build_array(kv->'value') END) v
         WHERE jsonb_typeof(v) = 'string' AND v #>> '{}' <> ''
@@ -112,10 +125,12 @@ $$;
 --  * EventSource: the same shape; a few hundred values, but the rare ones
 --    (cloudtrail.amazonaws.com) are what people look up.
 --  * ResourceType and ResourceName: one GIN index (jsonb_path_ops) on the
---    derived array serves both. It is partial: read-only events without a
---    resources array have no resources by the rules above, so most events
---    cost the writer neither the derivation nor the index entry. The lookup
---    query repeats the predicate so that the planner can use it.
+--    derived array serves both. It is partial: by the rules above, only an
+--    event with a resources array, or a write to a service the table knows,
+--    can have resources, and data events (managementEvent false) are no
+--    lookup's; every other event costs the writer neither the derivation
+--    nor an index entry. The lookup query repeats the predicate so that the
+--    planner can use the index.
 --  * EventCategory insight: Insights events are rare; a partial index on
 --    event_time finds them without reading the others.
 --
@@ -134,6 +149,7 @@ CREATE INDEX IF NOT EXISTS cloudtrail_events_lookup_username ON cloudtrail_event
 CREATE INDEX IF NOT EXISTS cloudtrail_events_lookup_source ON cloudtrail_events (event_source, event_time);
 CREATE INDEX IF NOT EXISTS cloudtrail_events_lookup_resources ON cloudtrail_events
     USING gin (pgtrail_lookup_resources(read_only, event_source, request_parameters, response_elements, resources) jsonb_path_ops)
-    WHERE read_only IS NOT TRUE OR resources IS NOT NULL;
+    WHERE management_event IS NOT FALSE
+      AND (resources IS NOT NULL OR (read_only IS NOT TRUE AND pgtrail_lookup_resource_source(event_source)));
 CREATE INDEX IF NOT EXISTS cloudtrail_events_lookup_insights ON cloudtrail_events (event_time)
     WHERE event_type = 'AwsCloudTrailInsight';

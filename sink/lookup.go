@@ -149,8 +149,9 @@ const (
 	usernameExpr  = `pgtrail_lookup_username(user_identity_type, user_identity_user_name, user_identity_arn, user_identity_principal_id)`
 	resourcesExpr = `pgtrail_lookup_resources(read_only, event_source, request_parameters, response_elements, resources)`
 	// resourcesPred is the resources index's predicate: an event outside it
-	// has no resources.
-	resourcesPred = `(read_only IS NOT TRUE OR resources IS NOT NULL)`
+	// has no resources, or is a data event.
+	resourcesPred = `management_event IS NOT FALSE
+  AND (resources IS NOT NULL OR (read_only IS NOT TRUE AND pgtrail_lookup_resource_source(event_source)))`
 )
 
 // lookupWindows are the spans of time LookupEvents reads, newest first:
