@@ -148,10 +148,11 @@ func (r *Reader) Ping(ctx context.Context) error {
 const (
 	usernameExpr  = `pgtrail_lookup_username(user_identity_type, user_identity_user_name, user_identity_arn, user_identity_principal_id)`
 	resourcesExpr = `pgtrail_lookup_resources(read_only, event_source, request_parameters, response_elements, resources)`
-	// resourcesPred is the resources index's predicate: an event outside it
-	// has no resources, or is a data event.
-	resourcesPred = `management_event IS NOT FALSE
-  AND (resources IS NOT NULL OR (read_only IS NOT TRUE AND pgtrail_lookup_resource_source(event_source)))`
+	// resourceKeysExpr is what the resources index holds ("t:" type, "n:"
+	// name), resourcesPred its predicate: an event outside it has no
+	// resources, or is a data event.
+	resourceKeysExpr = `pgtrail_lookup_resource_keys(read_only, event_source, request_parameters, response_elements, resources)`
+	resourcesPred    = `pgtrail_lookup_resources_indexed(management_event, read_only, event_source, resources)`
 )
 
 // lookupWindows are the spans of time LookupEvents reads, newest first:
@@ -325,8 +326,11 @@ func lookupSQL(q LookupQuery, endExclusive bool) (string, []any, error) {
 			}
 			where = append(where, "read_only = "+arg(b))
 		case AttrResourceType, AttrResourceName:
-			probe, _ := json.Marshal([]map[string]string{{a.Key: a.Value}})
-			where = append(where, resourcesPred, resourcesExpr+" @> "+arg(string(probe))+"::jsonb")
+			prefix := "t:"
+			if a.Key == AttrResourceName {
+				prefix = "n:"
+			}
+			where = append(where, resourcesPred, resourceKeysExpr+" @> ARRAY["+arg(prefix+a.Value)+"::text]")
 		default:
 			return "", nil, fmt.Errorf("%w: unknown key %q", ErrLookupAttribute, a.Key)
 		}

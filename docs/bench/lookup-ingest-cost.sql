@@ -25,7 +25,7 @@ INSERT INTO bench_variant VALUES
     'CREATE INDEX ON bench_t (pgtrail_lookup_username(user_identity_type, user_identity_user_name, user_identity_arn, user_identity_principal_id), event_time)']),
  (2, '+ (event_source, event_time)', ARRAY['CREATE INDEX ON bench_t (event_source, event_time)']),
  (3, '+ gin (Resources derived) partial', ARRAY[
-    'CREATE INDEX ON bench_t USING gin (pgtrail_lookup_resources(read_only, event_source, request_parameters, response_elements, resources) jsonb_path_ops) WHERE management_event IS NOT FALSE AND (resources IS NOT NULL OR (read_only IS NOT TRUE AND pgtrail_lookup_resource_source(event_source)))']),
+    'CREATE INDEX ON bench_t USING gin (pgtrail_lookup_resource_keys(read_only, event_source, request_parameters, response_elements, resources)) WHERE pgtrail_lookup_resources_indexed(management_event, read_only, event_source, resources)']),
  (4, '+ (event_time) WHERE insight', ARRAY['CREATE INDEX ON bench_t (event_time) WHERE event_type = ''AwsCloudTrailInsight''']),
  (5, 'the 0003 set + 0008', ARRAY[]::text[]);
 -- Variants 1–4 are the baseline plus one index; 5 is the baseline plus all.
