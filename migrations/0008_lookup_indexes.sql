@@ -44,8 +44,13 @@ RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
         'elasticloadbalancing.amazonaws.com', 'secretsmanager.amazonaws.com', 'config.amazonaws.com')
 $$;
 
--- pgtrail_lookup_resources is the Resources of LookupEvents: a JSON array of
--- {"ResourceType", "ResourceName"} objects, sorted, each pair once:
+-- pgtrail_lookup_resource_keys derives the Resources of LookupEvents, as
+-- text keys, each once: for each resource "t:" and its type, "n:" and its
+-- name, and "p:", its type, a space and its name. The resources index holds
+-- them (a GIN index on a text array answers containment exactly: a lookup
+-- does not derive the resources again for every candidate row, as
+-- jsonb_path_ops's lossy hashes would make it), and the answer's Resources
+-- are the "p:" keys. The resources are:
 --
 --  * every entry of the record's own resources array (type, ARN);
 --  * for an event that is not read-only, of a service the table below
@@ -58,10 +63,10 @@ $$;
 -- CloudTrail's own table is not published; this one reproduces the real
 -- export in the corpus and covers the services of the CIS views. Extend it
 -- with a migration that replaces the function and rebuilds the index.
-CREATE OR REPLACE FUNCTION pgtrail_lookup_resources(read_only boolean, event_source text,
+CREATE OR REPLACE FUNCTION pgtrail_lookup_resource_keys(read_only boolean, event_source text,
     request_parameters jsonb, response_elements jsonb, resources jsonb)
-RETURNS jsonb LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT coalesce(jsonb_agg(jsonb_build_object('ResourceType', t, 'ResourceName', n) ORDER BY t, n), '[]'::jsonb)
+RETURNS text[] LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT coalesce(array_agg(DISTINCT k), '{}')
     FROM (
         SELECT r->>'type' AS t, r->>'ARN' AS n
         FROM jsonb_array_elements(CASE WHEN jsonb_typeof(resources) = 'array' THEN resources END) r
@@ -115,20 +120,24 @@ RETURNS jsonb LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
         CROSS JOIN LATERAL jsonb_array_elements(
             CASE WHEN jsonb_typeof(kv->'value') = 'array' THEN kv->'value' ELSE jsonb_build_array(kv->'value') END) v
         WHERE jsonb_typeof(v) = 'string' AND v #>> '{}' <> ''
-    ) x
+    ) x,
+    LATERAL (VALUES ('t:' || t), ('n:' || n), ('p:' || t || ' ' || n)) v(k)
 $$;
 
--- pgtrail_lookup_resource_keys is what the resources index holds: for each
--- resource, "t:" and its type, "n:" and its name. A GIN index on a text
--- array answers containment exactly, so that a ResourceType or ResourceName
--- lookup does not derive the resources again for every candidate row, as
--- jsonb_path_ops's lossy hashes would make it.
-CREATE OR REPLACE FUNCTION pgtrail_lookup_resource_keys(read_only boolean, event_source text,
+-- pgtrail_lookup_resources is the Resources of LookupEvents as JSON, for
+-- people writing SQL: an array of {"ResourceType", "ResourceName"} objects,
+-- sorted, from the "p:" keys (a type has no space). The lookup itself reads
+-- the keys and makes the JSON in Go: a SQL function that calls another
+-- with a FROM clause plans it again on every call (measured: 660 µs a row,
+-- against 65 for the keys alone).
+CREATE OR REPLACE FUNCTION pgtrail_lookup_resources(read_only boolean, event_source text,
     request_parameters jsonb, response_elements jsonb, resources jsonb)
-RETURNS text[] LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT coalesce(array_agg(DISTINCT k), '{}')
-    FROM jsonb_array_elements(pgtrail_lookup_resources(read_only, event_source, request_parameters, response_elements, resources)) r,
-         LATERAL (VALUES ('t:' || (r->>'ResourceType')), ('n:' || (r->>'ResourceName'))) v(k)
+RETURNS jsonb LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT (SELECT coalesce(jsonb_agg(jsonb_build_object('ResourceType', split_part(p, ' ', 1),
+                                                         'ResourceName', substr(p, strpos(p, ' ') + 1)) ORDER BY p COLLATE "C"), '[]'::jsonb)
+            FROM unnest(pgtrail_lookup_resource_keys(read_only, event_source, request_parameters, response_elements, resources)) k,
+                 LATERAL (SELECT substr(k, 3) AS p) x
+            WHERE k LIKE 'p:%')
 $$;
 
 -- pgtrail_lookup_resources_indexed tells the events that can have

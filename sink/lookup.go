@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -76,7 +77,7 @@ type LookupEvent struct {
 	AccessKeyID string
 	// Username follows pgtrail_lookup_username (migrations/0008).
 	Username string
-	// Resources follows pgtrail_lookup_resources (migrations/0008).
+	// Resources follows pgtrail_lookup_resource_keys (migrations/0008).
 	Resources []LookupResource
 	// Record is the whole record, compact JSON.
 	Record json.RawMessage
@@ -146,10 +147,9 @@ func (r *Reader) Ping(ctx context.Context) error {
 // The derivations, as the indexes of migrations/0008 spell them: the
 // planner matches an index to a query by the expression's text.
 const (
-	usernameExpr  = `pgtrail_lookup_username(user_identity_type, user_identity_user_name, user_identity_arn, user_identity_principal_id)`
-	resourcesExpr = `pgtrail_lookup_resources(read_only, event_source, request_parameters, response_elements, resources)`
+	usernameExpr = `pgtrail_lookup_username(user_identity_type, user_identity_user_name, user_identity_arn, user_identity_principal_id)`
 	// resourceKeysExpr is what the resources index holds ("t:" type, "n:"
-	// name), resourcesPred its predicate: an event outside it has no
+	// name, "p:" both), resourcesPred its predicate: an event outside it has no
 	// resources, or is a data event.
 	resourceKeysExpr = `pgtrail_lookup_resource_keys(read_only, event_source, request_parameters, response_elements, resources)`
 	resourcesPred    = `pgtrail_lookup_resources_indexed(management_event, read_only, event_source, resources)`
@@ -251,18 +251,17 @@ func (r *Reader) lookupWindow(ctx context.Context, q LookupQuery, exclusive bool
 			e                       LookupEvent
 			name, source, key, user *string
 			readOnly                *bool
-			resources, record       []byte
+			keys                    []string
+			record                  []byte
 		)
-		if err := rows.Scan(&e.EventID, &e.EventTime, &name, &source, &readOnly, &key, &user, &resources, &record); err != nil {
+		if err := rows.Scan(&e.EventID, &e.EventTime, &name, &source, &readOnly, &key, &user, &keys, &record); err != nil {
 			return nil, fmt.Errorf("postgres: lookup: %w", err)
 		}
 		e.EventName, e.EventSource, e.AccessKeyID, e.Username = deref(name), deref(source), deref(key), deref(user)
 		if readOnly != nil {
 			e.ReadOnly = strconv.FormatBool(*readOnly)
 		}
-		if err := json.Unmarshal(resources, &e.Resources); err != nil {
-			return nil, fmt.Errorf("postgres: lookup: resources of %s: %w", e.EventID, err)
-		}
+		e.Resources = resourcesOf(keys)
 		e.Record = compact(record)
 		out = append(out, e)
 	}
@@ -337,7 +336,7 @@ func lookupSQL(q LookupQuery, endExclusive bool) (string, []any, error) {
 	}
 	sql := `SELECT event_id, event_time, event_name, event_source, read_only, user_identity_access_key_id,
        ` + usernameExpr + `,
-       ` + resourcesExpr + `,
+       ` + resourceKeysExpr + `,
        record
 FROM cloudtrail_events
 WHERE ` + strings.Join(where, "\n  AND ") + `
@@ -363,6 +362,22 @@ func (r *Reader) ExplainLookup(ctx context.Context, q LookupQuery) (string, erro
 		return "", fmt.Errorf("postgres: explain lookup: %w", classify(err))
 	}
 	return strings.Join(lines, "\n"), nil
+}
+
+// resourcesOf reads the "p:" keys of pgtrail_lookup_resource_keys ("p:",
+// the type, a space, the name) in order: by type, then name.
+func resourcesOf(keys []string) []LookupResource {
+	var out []LookupResource
+	for _, k := range keys {
+		if p, ok := strings.CutPrefix(k, "p:"); ok {
+			t, n, _ := strings.Cut(p, " ")
+			out = append(out, LookupResource{ResourceType: t, ResourceName: n})
+		}
+	}
+	slices.SortFunc(out, func(a, b LookupResource) int {
+		return cmp.Or(strings.Compare(a.ResourceType, b.ResourceType), strings.Compare(a.ResourceName, b.ResourceName))
+	})
+	return out
 }
 
 func deref(s *string) string {
