@@ -156,12 +156,13 @@ const (
 )
 
 // lookupWindows are the spans of time LookupEvents reads, newest first:
-// a busy value's page is found in the newest day's partition alone, and no
+// a busy value's page is found in the newest hour, whose rows an index on
+// the value alone (GIN, or a bitmap) must all fetch and sort, and no
 // statement plans and locks more than 92 day partitions (with their
 // indexes, some 1,200 locks: a year's worth in one statement would take
 // 4,800, more than a default server's lock table holds for two such
 // lookups at once). The last span repeats until the range is covered.
-var lookupWindows = []time.Duration{24 * time.Hour, 7 * 24 * time.Hour, 31 * 24 * time.Hour, 92 * 24 * time.Hour}
+var lookupWindows = []time.Duration{time.Hour, 24 * time.Hour, 7 * 24 * time.Hour, 31 * 24 * time.Hour, 92 * 24 * time.Hour}
 
 // LookupEvents returns one page of the events q selects, newest first, in
 // (event_time, event_id) order. The page is keyset-paged: q.After excludes
