@@ -20,6 +20,10 @@ CREATE UNLOGGED TABLE bench_src AS
 CREATE INDEX ON bench_src (id);
 ANALYZE bench_src;
 
+-- Another script may bring its own variants (lookup-ingest-cost.sql): it
+-- fills bench_variant and sets keep_variants before including this one.
+\if :{?keep_variants}
+\else
 DROP TABLE IF EXISTS bench_variant;
 CREATE TABLE bench_variant (ord int PRIMARY KEY, label text NOT NULL, ddl text[] NOT NULL);
 INSERT INTO bench_variant VALUES
@@ -52,6 +56,7 @@ INSERT INTO bench_variant VALUES
     'CREATE INDEX ON bench_t (recipient_account_id, event_time)',
     'CREATE INDEX ON bench_t (error_code, event_time) WHERE error_code IS NOT NULL',
     'CREATE INDEX ON bench_t USING gin (resources jsonb_path_ops)']);
+\endif
 
 DROP TABLE IF EXISTS bench_run;
 CREATE TABLE bench_run (

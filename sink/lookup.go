@@ -1,0 +1,400 @@
+package sink
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// The attributes CloudTrail's LookupEvents filters on, by their API names.
+const (
+	AttrEventID      = "EventId"
+	AttrEventName    = "EventName"
+	AttrReadOnly     = "ReadOnly"
+	AttrUsername     = "Username"
+	AttrResourceType = "ResourceType"
+	AttrResourceName = "ResourceName"
+	AttrEventSource  = "EventSource"
+	AttrAccessKeyID  = "AccessKeyId"
+)
+
+// LookupAttributes lists every attribute key, in CloudTrail's order.
+var LookupAttributes = []string{AttrEventID, AttrEventName, AttrReadOnly, AttrUsername,
+	AttrResourceType, AttrResourceName, AttrEventSource, AttrAccessKeyID}
+
+// LookupAttribute is one filter: the events whose Key equals Value.
+type LookupAttribute struct {
+	Key, Value string
+}
+
+// LookupCursor is where a page ended: the page after it holds the events
+// strictly older in (event_time, event_id) order.
+type LookupCursor struct {
+	Time time.Time
+	ID   string
+}
+
+// LookupQuery is one page of a lookup. Its bounds are inclusive, as
+// CloudTrail's StartTime and EndTime are.
+type LookupQuery struct {
+	// Attributes are ANDed; none means every event in the time range.
+	Attributes []LookupAttribute
+	// Start and End bound event_time, both inclusive.
+	Start, End time.Time
+	// Insight looks up CloudTrail Insights events instead of management
+	// events.
+	Insight bool
+	// Limit is the page size, at least 1.
+	Limit int
+	// After, when set, continues after the last event of a page.
+	After *LookupCursor
+}
+
+// LookupResource is one entry of an event's Resources.
+type LookupResource struct {
+	ResourceType string `json:"ResourceType"`
+	ResourceName string `json:"ResourceName"`
+}
+
+// LookupEvent is one event as LookupEvents shows it.
+type LookupEvent struct {
+	EventID     string
+	EventTime   time.Time
+	EventName   string
+	EventSource string
+	// ReadOnly is "true", "false" or "" (unknown), as CloudTrail writes it.
+	ReadOnly    string
+	AccessKeyID string
+	// Username follows pgtrail_lookup_username (migrations/0008).
+	Username string
+	// Resources follows pgtrail_lookup_resource_keys (migrations/0008).
+	Resources []LookupResource
+	// Record is the whole record, compact JSON.
+	Record json.RawMessage
+}
+
+// ErrLookupAttribute reports an attribute key LookupEvents does not know,
+// or a ReadOnly value other than true and false.
+var ErrLookupAttribute = errors.New("lookup: invalid attribute")
+
+// Reader runs the lookups. It connects as the reader role, in read-only
+// transactions, so that nothing it runs can change the events. It is safe
+// for concurrent use.
+type Reader struct {
+	pool *pgxpool.Pool
+}
+
+// OpenReader connects to the database as cfg.ReaderRole (DefaultReaderRole
+// when empty): the login role of cfg.URL must be that role, a member of it,
+// or a superuser. Every session runs SET ROLE and is read-only.
+func OpenReader(ctx context.Context, cfg Config) (*Reader, error) {
+	pc, err := pgxpool.ParseConfig(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: parse DATABASE_URL: %w", scrub(err, cfg.URL))
+	}
+	if cfg.MaxConns > 0 {
+		pc.MaxConns = cfg.MaxConns
+	}
+	role := cmp.Or(cfg.ReaderRole, DefaultReaderRole)
+	pc.ConnConfig.RuntimeParams["application_name"] = "pgtrail lookup"
+	pc.ConnConfig.RuntimeParams["default_transaction_read_only"] = "on"
+	// A plan made for the statement's bounds prunes the partitions out of
+	// range while planning. A generic plan (which PostgreSQL may choose
+	// for a prepared statement after five runs) prunes them only when it
+	// starts, after locking every partition and index: 4,761 locks for a
+	// year of day partitions, against 29 for one day.
+	pc.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
+	pc.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
+		if _, err := c.Exec(ctx, "SET ROLE "+pgx.Identifier{role}.Sanitize()); err != nil {
+			return fmt.Errorf("set role %s (grant it to the login role): %w", role, err)
+		}
+		return nil
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: open: %w", scrub(err, cfg.URL))
+	}
+	return &Reader{pool: pool}, nil
+}
+
+// Close closes every connection.
+func (r *Reader) Close() { r.pool.Close() }
+
+// Ping checks that the database answers as the reader role.
+func (r *Reader) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var ok bool
+	if err := r.pool.QueryRow(ctx, `SELECT has_table_privilege('cloudtrail_events', 'SELECT')`).Scan(&ok); err != nil {
+		return fmt.Errorf("postgres: ping: %w", classify(err))
+	}
+	if !ok {
+		return errors.New("postgres: the reader role may not read cloudtrail_events (run pgtrail migrate)")
+	}
+	return nil
+}
+
+// The derivations, as the indexes of migrations/0008 spell them: the
+// planner matches an index to a query by the expression's text.
+const (
+	usernameExpr = `pgtrail_lookup_username(user_identity_type, user_identity_user_name, user_identity_arn, user_identity_principal_id)`
+	// resourceKeysExpr is what the resources index holds ("t:" type, "n:"
+	// name, "p:" both), resourcesPred its predicate: an event outside it has no
+	// resources, or is a data event.
+	resourceKeysExpr = `pgtrail_lookup_resource_keys(read_only, event_source, request_parameters, response_elements, resources)`
+	resourcesPred    = `pgtrail_lookup_resources_indexed(management_event, read_only, event_source, resources)`
+)
+
+// lookupWindows are the spans of time LookupEvents reads, newest first:
+// a busy value's page is found in the newest hour, whose rows an index on
+// the value alone (GIN, or a bitmap) must all fetch and sort, and no
+// statement plans and locks more than 92 day partitions (with their
+// indexes, some 1,200 locks: a year's worth in one statement would take
+// 4,800, more than a default server's lock table holds for two such
+// lookups at once). The last span repeats until the range is covered.
+var lookupWindows = []time.Duration{time.Hour, 24 * time.Hour, 7 * 24 * time.Hour, 31 * 24 * time.Hour, 92 * 24 * time.Hour}
+
+// LookupEvents returns one page of the events q selects, newest first, in
+// (event_time, event_id) order. The page is keyset-paged: q.After excludes
+// every event at or before the previous page's last, so that events stored
+// meanwhile neither shift nor repeat a page.
+//
+// The range is read in windows of growing span, newest first, one statement
+// each (lookupWindows), until the page is full or the range, clamped to the
+// oldest partition, is covered.
+func (r *Reader) LookupEvents(ctx context.Context, q LookupQuery) ([]LookupEvent, error) {
+	if _, _, err := lookupSQL(q, false); err != nil {
+		return nil, err
+	}
+	hi := q.End
+	if q.After != nil && q.After.Time.Before(hi) {
+		hi = q.After.Time
+	}
+	parts, oldest, err := r.oldestPartition(ctx)
+	if err != nil || parts == 0 {
+		return nil, err
+	}
+	start := q.Start
+	if oldest.After(start) {
+		start = oldest
+	}
+	var out []LookupEvent
+	for i, exclusive := 0, false; !hi.Before(start) && len(out) < q.Limit; i, exclusive = i+1, true {
+		w := q
+		w.End, w.Limit = hi, q.Limit-len(out)
+		w.Start = hi.Add(-lookupWindows[min(i, len(lookupWindows)-1)])
+		if !w.Start.After(start) || (oldest.IsZero() && i >= len(lookupWindows)-1) {
+			// The range's start, or, with partitions of no known lower
+			// bound (made by hand), the rest of the range at once.
+			w.Start = start
+		}
+		page, err := r.lookupWindow(ctx, w, exclusive)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, page...)
+		if w.Start.Equal(start) {
+			break
+		}
+		hi = w.Start // the next window ends where this one began, exclusive
+	}
+	return out, nil
+}
+
+// oldestPartition counts the partitions of cloudtrail_events and returns
+// the lower bound of the oldest; the zero time when one has no lower bound
+// that a day partition would have (a default partition, MINVALUE).
+func (r *Reader) oldestPartition(ctx context.Context) (int, time.Time, error) {
+	var (
+		n       int
+		oldest  *time.Time
+		unknown bool
+	)
+	err := r.pool.QueryRow(ctx, `
+SELECT count(*), min(lo), coalesce(bool_or(lo IS NULL), false)
+FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid,
+     LATERAL (SELECT (regexp_match(pg_get_expr(c.relpartbound, c.oid), '^FOR VALUES FROM \(''([^'']+)''\)'))[1]::timestamptz AS lo) b
+WHERE i.inhparent = 'cloudtrail_events'::regclass`).Scan(&n, &oldest, &unknown)
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("postgres: lookup: oldest partition: %w", classify(err))
+	}
+	if oldest == nil || unknown {
+		return n, time.Time{}, nil
+	}
+	return n, *oldest, nil
+}
+
+// lookupWindow runs one window's statement; exclusive makes its end bound
+// exclusive (the previous window holds that instant).
+func (r *Reader) lookupWindow(ctx context.Context, q LookupQuery, exclusive bool) ([]LookupEvent, error) {
+	sql, args, err := lookupSQL(q, exclusive)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := r.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: lookup: %w", classify(err))
+	}
+	defer rows.Close()
+	var out []LookupEvent
+	for rows.Next() {
+		var (
+			e                       LookupEvent
+			name, source, key, user *string
+			readOnly                *bool
+			keys                    []string
+			record                  []byte
+		)
+		if err := rows.Scan(&e.EventID, &e.EventTime, &name, &source, &readOnly, &key, &user, &keys, &record); err != nil {
+			return nil, fmt.Errorf("postgres: lookup: %w", err)
+		}
+		e.EventName, e.EventSource, e.AccessKeyID, e.Username = deref(name), deref(source), deref(key), deref(user)
+		if readOnly != nil {
+			e.ReadOnly = strconv.FormatBool(*readOnly)
+		}
+		e.Resources = resourcesOf(keys)
+		e.Record = compact(record)
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: lookup: %w", classify(err))
+	}
+	return out, nil
+}
+
+// lookupSQL builds the page's query. Each attribute is one condition that an
+// index of 0003 or 0008 serves; the bounds on event_time prune the
+// partitions out of range, the cursor's among them.
+func lookupSQL(q LookupQuery, endExclusive bool) (string, []any, error) {
+	if q.Limit < 1 {
+		return "", nil, fmt.Errorf("lookup: limit %d, want at least 1", q.Limit)
+	}
+	var (
+		where []string
+		args  []any
+	)
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	end := q.End
+	if q.After != nil && q.After.Time.Before(end) {
+		end = q.After.Time
+	}
+	op := " <= "
+	if endExclusive {
+		op = " < "
+	}
+	where = append(where, "event_time >= "+arg(q.Start), "event_time"+op+arg(end))
+	if q.After != nil {
+		where = append(where, "(event_time, event_id) < ("+arg(q.After.Time)+", "+arg(q.After.ID)+")")
+	}
+	if q.Insight {
+		where = append(where, "event_type = 'AwsCloudTrailInsight'")
+	} else {
+		// Event history holds management events: not Insights, not data
+		// events (managementEvent false). Records older than the
+		// managementEvent field count as management events.
+		where = append(where, "event_type IS DISTINCT FROM 'AwsCloudTrailInsight'", "management_event IS NOT FALSE")
+	}
+	for _, a := range q.Attributes {
+		switch a.Key {
+		case AttrEventID:
+			where = append(where, "event_id = "+arg(a.Value))
+		case AttrEventName:
+			where = append(where, "event_name = "+arg(a.Value))
+		case AttrEventSource:
+			where = append(where, "event_source = "+arg(a.Value))
+		case AttrAccessKeyID:
+			where = append(where, "user_identity_access_key_id = "+arg(a.Value))
+		case AttrUsername:
+			where = append(where, usernameExpr+" = "+arg(a.Value))
+		case AttrReadOnly:
+			b, err := strconv.ParseBool(a.Value)
+			if err != nil || (a.Value != "true" && a.Value != "false") {
+				return "", nil, fmt.Errorf("%w: ReadOnly is true or false, got %q", ErrLookupAttribute, a.Value)
+			}
+			where = append(where, "read_only = "+arg(b))
+		case AttrResourceType, AttrResourceName:
+			prefix := "t:"
+			if a.Key == AttrResourceName {
+				prefix = "n:"
+			}
+			where = append(where, resourcesPred, resourceKeysExpr+" @> ARRAY["+arg(prefix+a.Value)+"::text]")
+		default:
+			return "", nil, fmt.Errorf("%w: unknown key %q", ErrLookupAttribute, a.Key)
+		}
+	}
+	sql := `SELECT event_id, event_time, event_name, event_source, read_only, user_identity_access_key_id,
+       ` + usernameExpr + `,
+       ` + resourceKeysExpr + `,
+       record
+FROM cloudtrail_events
+WHERE ` + strings.Join(where, "\n  AND ") + `
+ORDER BY event_time DESC, event_id DESC
+LIMIT ` + arg(q.Limit)
+	return sql, args, nil
+}
+
+// ExplainLookup returns the plan of the statement that reads q's range in
+// one window, run with EXPLAIN (ANALYZE, BUFFERS): for the benchmark and
+// for anyone asking why a lookup is slow.
+func (r *Reader) ExplainLookup(ctx context.Context, q LookupQuery) (string, error) {
+	sql, args, err := lookupSQL(q, false)
+	if err != nil {
+		return "", err
+	}
+	rows, err := r.pool.Query(ctx, "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) "+sql, args...)
+	if err != nil {
+		return "", fmt.Errorf("postgres: explain lookup: %w", classify(err))
+	}
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return "", fmt.Errorf("postgres: explain lookup: %w", classify(err))
+	}
+	return strings.Join(lines, "\n"), nil
+}
+
+// resourcesOf reads the "p:" keys of pgtrail_lookup_resource_keys ("p:",
+// the type, a space, the name) in order: by type, then name.
+func resourcesOf(keys []string) []LookupResource {
+	var out []LookupResource
+	for _, k := range keys {
+		if p, ok := strings.CutPrefix(k, "p:"); ok {
+			t, n, _ := strings.Cut(p, " ")
+			out = append(out, LookupResource{ResourceType: t, ResourceName: n})
+		}
+	}
+	slices.SortFunc(out, func(a, b LookupResource) int {
+		return cmp.Or(strings.Compare(a.ResourceType, b.ResourceType), strings.Compare(a.ResourceName, b.ResourceName))
+	})
+	return out
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// compact is the record without the spaces jsonb's text form adds; a record
+// that does not parse (a json column holding anything) is returned as is.
+func compact(b []byte) json.RawMessage {
+	var buf bytes.Buffer
+	buf.Grow(len(b))
+	if err := json.Compact(&buf, b); err != nil {
+		return json.RawMessage(b)
+	}
+	return buf.Bytes()
+}
