@@ -63,6 +63,11 @@ $$;
 -- CloudTrail's own table is not published; this one reproduces the real
 -- export in the corpus and covers the services of the CIS views. Extend it
 -- with a migration that replaces the function and rebuilds the index.
+-- Created through EXECUTE so that the call of pgtrail_lookup_resource_source
+-- names pgtrail's schema: the function runs while a partition's indexes
+-- are built inside pgtrail_ensure_partition, whose search_path is only
+-- pg_catalog, pg_temp (0007).
+DO $do$ BEGIN EXECUTE replace($f$
 CREATE OR REPLACE FUNCTION pgtrail_lookup_resource_keys(read_only boolean, event_source text,
     request_parameters jsonb, response_elements jsonb, resources jsonb)
 RETURNS text[] LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
@@ -73,7 +78,7 @@ RETURNS text[] LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
         WHERE jsonb_typeof(r) = 'object' AND r->>'type' IS NOT NULL AND r->>'ARN' IS NOT NULL
         UNION
         SELECT m.t, v #>> '{}'
-        FROM unnest(CASE WHEN read_only IS NOT TRUE AND pgtrail_lookup_resource_source(event_source)
+        FROM unnest(CASE WHEN read_only IS NOT TRUE AND @schema@.pgtrail_lookup_resource_source(event_source)
                           THEN ARRAY[request_parameters, response_elements] END) d(doc)
         CROSS JOIN LATERAL jsonb_path_query(d.doc,
             'strict $.** ? (@.type() == "object").keyvalue() ? (@.key like_regex "^(instanceId|imageId|vpcId|subnetId|networkInterfaceId|keyName|groupId|groupName|volumeId|snapshotId|internetGatewayId|routeTableId|networkAclId|natGatewayId|allocationId|userName|roleName|policyArn|accessKeyId|instanceProfileName|bucketName|trailName|name|keyId|functionName|tableName|dBInstanceIdentifier|dBClusterIdentifier|dBSnapshotIdentifier|stackName|topicArn|queueUrl|autoScalingGroupName|loadBalancerName|secretId|configurationRecorderName|deliveryChannelName)$")') kv
@@ -122,7 +127,8 @@ RETURNS text[] LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
         WHERE jsonb_typeof(v) = 'string' AND v #>> '{}' <> ''
     ) x,
     LATERAL (VALUES ('t:' || t), ('n:' || n), ('p:' || t || ' ' || n)) v(k)
-$$;
+$$
+$f$, '@schema@', quote_ident(current_schema())); END $do$;
 
 -- pgtrail_lookup_resources is the Resources of LookupEvents as JSON, for
 -- people writing SQL: an array of {"ResourceType", "ResourceName"} objects,
@@ -146,14 +152,20 @@ $$;
 -- PL/pgSQL so that the planner takes it as one opaque condition, which a
 -- lookup repeats word for word: spelled out, proving that a query implies
 -- the index's predicate took it 2 ms per partition.
+-- Created through EXECUTE so that the call of pgtrail_lookup_resource_source
+-- names pgtrail's schema: the function runs while a partition's indexes
+-- are built inside pgtrail_ensure_partition, whose search_path is only
+-- pg_catalog, pg_temp (0007).
+DO $do$ BEGIN EXECUTE replace($f$
 CREATE OR REPLACE FUNCTION pgtrail_lookup_resources_indexed(management_event boolean, read_only boolean,
     event_source text, resources jsonb)
 RETURNS boolean LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
 BEGIN
     RETURN management_event IS NOT FALSE
-        AND (resources IS NOT NULL OR (read_only IS NOT TRUE AND pgtrail_lookup_resource_source(event_source)));
+        AND (resources IS NOT NULL OR (read_only IS NOT TRUE AND @schema@.pgtrail_lookup_resource_source(event_source)));
 END
-$$;
+$$
+$f$, '@schema@', quote_ident(current_schema())); END $do$;
 
 -- The indexes, measured in docs/lookup.md ("What the indexes cost"):
 --
