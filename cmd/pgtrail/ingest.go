@@ -4,7 +4,9 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"os"
 	"sync"
+	"time"
 
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
@@ -18,6 +20,7 @@ import (
 func cmdIngest(ctx context.Context, a *app, args []string) error {
 	fs := flag.NewFlagSet("ingest", flag.ContinueOnError)
 	fs.SetOutput(a.stderr)
+	every := fs.Duration("progress-every", 10*time.Second, "interval of the progress log lines when stderr is not a terminal (0: none)")
 	fs.Usage = func() {
 		fmt.Fprintln(a.stderr, "usage: pgtrail ingest PATH...\n\nReads CloudTrail files (.json or .json.gz, gzip detected by content) and folders, recursively,\ninto DATABASE_URL, and prints what it stored. A file that cannot be read is named and\nskipped; the exit status is then 1.")
 	}
@@ -40,6 +43,17 @@ func cmdIngest(ctx context.Context, a *app, args []string) error {
 	defer pg.Close()
 	proc := worker.NewProcessor(a.cfg.worker(), nil, pg, nil, nil, a.log)
 
+	prog := &ingestProgress{start: time.Now(), files: len(files)}
+	sizes := make(map[string]int64, len(files))
+	for _, f := range files {
+		if fi, err := os.Stat(f); err == nil {
+			sizes[f] = fi.Size()
+			prog.bytes += fi.Size()
+		}
+	}
+	stopProgress := prog.show(ctx, a.stderr, a.log, *every)
+	defer stopProgress()
+
 	// Files are read concurrently, like a queue's objects, so that small
 	// ones share transactions; each is still committed whole or not at all.
 	// This fan-out and its totals belong in worker, beside Processor.File
@@ -58,6 +72,7 @@ func cmdIngest(ctx context.Context, a *app, args []string) error {
 		}
 		g.Go(func() error {
 			res, err := proc.File(gctx, f)
+			prog.add(sizes[f], res, err != nil && ctx.Err() == nil)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -76,7 +91,9 @@ func cmdIngest(ctx context.Context, a *app, args []string) error {
 			return nil
 		})
 	}
-	if err := g.Wait(); err != nil {
+	err = g.Wait()
+	stopProgress()
+	if err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
