@@ -70,6 +70,10 @@ type newAlert struct {
 	AccountID    string    `json:"account_id,omitempty"`
 	PrincipalARN string    `json:"principal_arn,omitempty"`
 	SourceIP     string    `json:"source_ip_address,omitempty"`
+	// Obj and Rec are, on the staged path, the staged row of the event
+	// that raised the alert.
+	Obj int `json:"obj"`
+	Rec int `json:"rec"`
 }
 
 // alertColumns are the columns of cloudtrail_alerts that the writer fills.
@@ -79,7 +83,8 @@ const alertColumns = `id, rule_id, title, level, tags, author, rule_file, event_
 // alertRecordset reads insertAlerts' $1, a JSON array of newAlert.
 const alertRecordset = `jsonb_to_recordset($1::jsonb) AS a(id uuid, rule_id text, title text, level text,
     tags text[], author text, rule_file text, event_id text, event_time timestamptz, event_source text,
-    event_name text, aws_region text, account_id text, principal_arn text, source_ip_address text)`
+    event_name text, aws_region text, account_id text, principal_arn text, source_ip_address text,
+    obj integer, rec integer)`
 
 // insertAlerts stores alerts whose events this transaction inserted.
 const insertAlerts = `INSERT INTO cloudtrail_alerts (` + alertColumns + `)
@@ -628,14 +633,21 @@ func alertsOf(evs []*cloudtrail.Event, hits map[*cloudtrail.Event][]newAlert) ([
 // The staged path's insert (insertEvents) returns the keys of the events it
 // inserted, and a second data-modifying CTE stores the alerts of those
 // events, and only of those: a staged event that was stored already (ON
-// CONFLICT DO NOTHING) raises none.
+// CONFLICT DO NOTHING) raises none. Of two staged copies of one event (two
+// objects, or two files of a trail, that differ in what they hold), the
+// insert keeps the first staged (stagedOrder), and only that copy's alerts
+// are stored: each alert names its staged row (obj, rec).
 const (
 	insertReturning = "RETURNING s3_bucket, s3_key\n)"
 	alertingCTE     = `RETURNING s3_bucket, s3_key, event_id, event_time
 ), alerted AS (
     INSERT INTO cloudtrail_alerts (` + alertColumns + `)
     SELECT ` + alertSelect + ` FROM ` + alertRecordset + `
+    JOIN pgtrail_staging me ON me.obj = a.obj AND me.rec = a.rec AND me.reason IS NULL
     WHERE EXISTS (SELECT 1 FROM ins WHERE ins.event_id = a.event_id AND ins.event_time = a.event_time)
+      AND NOT EXISTS (SELECT 1 FROM pgtrail_staging s
+                      WHERE s.event_id = a.event_id AND s.event_time = a.event_time AND s.reason IS NULL
+                        AND (s.obj, s.rec) < (me.obj, me.rec))
     ON CONFLICT DO NOTHING
 )`
 )
@@ -653,6 +665,5 @@ func insertingAlerts(insert string) string {
 // insertEach inserted (refuse.go): those neither refused nor found stored.
 const insertStagedAlerts = `INSERT INTO cloudtrail_alerts (` + alertColumns + `)
     SELECT ` + alertSelect + ` FROM ` + alertRecordset + `
-    WHERE EXISTS (SELECT 1 FROM pgtrail_staging s WHERE s.reason IS NULL AND NOT s.dup
-                  AND s.event_id = a.event_id AND s.event_time = a.event_time)
+    JOIN pgtrail_staging me ON me.obj = a.obj AND me.rec = a.rec AND me.reason IS NULL AND NOT me.dup
     ON CONFLICT DO NOTHING`

@@ -3,6 +3,7 @@ package sink_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -201,4 +202,54 @@ func TestWriteWithoutMatcher(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantAlerts(t, pg, "no matcher")
+}
+
+// TestWriteAlertsOfTheStoredCopy: of two copies of one event that differ
+// (two files that disagree), the one stored raises the alerts, by either
+// path, not the other.
+func TestWriteAlertsOfTheStoredCopy(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
+	copyOf := func(key string, hit bool) cloudtrail.Entry {
+		e := event("twin", at, key)
+		if hit {
+			e.Event.Record = json.RawMessage(`{"eventID":"twin","note":"hit"}`)
+		}
+		return e
+	}
+	for _, tc := range []struct {
+		name string
+		objs func() []*testObject
+		want []string
+	}{
+		{"streamed, the first copy quiet", func() []*testObject {
+			return []*testObject{streamed("a", copyOf("a", false), copyOf("a", true))}
+		}, nil},
+		{"streamed, the first copy a hit", func() []*testObject {
+			return []*testObject{streamed("a", copyOf("a", true), copyOf("a", false))}
+		}, []string{"r1/twin"}},
+		{"buffered, the first copy quiet", func() []*testObject {
+			return []*testObject{buffered("a", copyOf("a", false)), buffered("b", copyOf("b", true))}
+		}, nil},
+		{"buffered, the first copy a hit", func() []*testObject {
+			return []*testObject{buffered("a", copyOf("a", true)), buffered("b", copyOf("b", false))}
+		}, []string{"r1/twin"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			pg := setup(t)
+			pg.SetMatcher(hitMatcher{})
+			if _, err := write(context.Background(), pg, tc.objs()); err != nil {
+				t.Fatal(err)
+			}
+			wantAlerts(t, pg, tc.name, tc.want...)
+			var hit bool
+			if err := pg.Pool().QueryRow(context.Background(), `SELECT record::text LIKE '%hit%' FROM cloudtrail_events`).Scan(&hit); err != nil {
+				t.Fatal(err)
+			}
+			if hit != (len(tc.want) > 0) {
+				t.Errorf("the stored copy is the hit: %v; its alerts %v", hit, tc.want)
+			}
+		})
+	}
 }

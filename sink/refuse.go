@@ -111,7 +111,7 @@ DECLARE
     n integer;
     what text := 'the event';
 BEGIN
-    FOR r IN SELECT ctid AS id FROM pgtrail_staging WHERE reason IS NULL ORDER BY ` + insertOrder + ` LOOP
+    FOR r IN SELECT ctid AS id FROM pgtrail_staging WHERE reason IS NULL ORDER BY ` + stagedOrder + ` LOOP
         BEGIN
             INSERT INTO cloudtrail_events (` + eventColumns + `)
                 SELECT ` + selectList + ` FROM pgtrail_staging WHERE ctid = r.id

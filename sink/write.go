@@ -63,13 +63,18 @@ func eventColumnNames() []string {
 // same events then never wait on each other in a cycle.
 const insertOrder = `event_time, event_id COLLATE "C"`
 
+// stagedOrder is insertOrder for the staged rows: of two staged copies of
+// one event, the first staged is the one inserted, whose alerts are stored
+// (alerts.go).
+const stagedOrder = insertOrder + `, obj, rec`
+
 // insertEvents moves the staged events into cloudtrail_events and counts
 // what each object inserted. The first %s is eventColumns, the second the
 // select list, which casts the JSON columns (newStagedSQL).
 const insertEvents = `WITH ins AS (
     INSERT INTO cloudtrail_events (%s)
     SELECT %s FROM pgtrail_staging WHERE reason IS NULL
-    ORDER BY ` + insertOrder + `
+    ORDER BY ` + stagedOrder + `
     ON CONFLICT DO NOTHING
     RETURNING s3_bucket, s3_key
 ) SELECT s3_bucket, s3_key, count(*) FROM ins GROUP BY 1, 2`
@@ -312,7 +317,11 @@ func (s *copySource) Next() bool {
 			s.res[s.i].Events++
 			s.days[unixDay(s.row.Event.EventTime)] = true
 			if s.matcher != nil {
+				n := len(s.alerts)
 				s.alerts = appendAlerts(s.alerts, s.matcher, factsOf(&s.row.Event))
+				for k := n; k < len(s.alerts); k++ {
+					s.alerts[k].Obj, s.alerts[k].Rec = s.i, s.next-1
+				}
 			}
 		}
 		return true
