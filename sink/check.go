@@ -24,7 +24,7 @@ import (
 const maxIndexedBytes = 2048
 
 // indexedFields are the fields of the text columns that the indexes of
-// cloudtrail_events hold (migrations 0001 and 0003), by column name.
+// cloudtrail_events hold (migrations 0001, 0003 and 0008), by column name.
 var indexedFields = []struct {
 	column, field string
 	value         func(e *cloudtrail.Event) string
@@ -32,6 +32,7 @@ var indexedFields = []struct {
 	{"error_code", "errorCode", func(e *cloudtrail.Event) string { return e.ErrorCode }},
 	{"event_id", "eventID", func(e *cloudtrail.Event) string { return e.EventID }},
 	{"event_name", "eventName", func(e *cloudtrail.Event) string { return e.EventName }},
+	{"event_source", "eventSource", func(e *cloudtrail.Event) string { return e.EventSource }},
 	{"source_ip_address", "sourceIPAddress", func(e *cloudtrail.Event) string { return e.SourceIPAddress }},
 	{"user_identity_access_key_id", "userIdentity.accessKeyId", func(e *cloudtrail.Event) string { return e.UserIdentityAccessKeyID }},
 	{"user_identity_arn", "userIdentity.arn", func(e *cloudtrail.Event) string { return e.UserIdentityARN }},

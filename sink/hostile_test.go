@@ -309,6 +309,9 @@ func checkPrivileges(t *testing.T, h *hostileDB) {
         FROM pg_catalog.pg_proc p
         CROSS JOIN (VALUES ($1::text), ($2::text)) r(login)
         WHERE p.pronamespace OPERATOR(pg_catalog.=) 'public'::regnamespace::oid AND p.proname ~ '^pgtrail_'
+          -- Only a function that runs with its owner's rights can confer
+          -- any; the lookup's derivations run with the caller's.
+          AND p.prosecdef
           AND p.proowner OPERATOR(pg_catalog.=) (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = $3)
           AND pg_catalog.has_function_privilege(r.login, p.oid, 'EXECUTE')
           AND NOT (r.login = $2 AND p.proname IN ('pgtrail_ensure_partition', 'pgtrail_drop_partitions_before'))
