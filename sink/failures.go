@@ -4,10 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 )
 
 // maxFailureText caps the error text stored for one object.
@@ -56,19 +53,11 @@ type Failure struct {
 // ReadFailures looks up the objects in cloudtrail_failures and the ledger,
 // in a read-only session of its own.
 func ReadFailures(ctx context.Context, dsn string, objs []ObjectKey, timeout time.Duration) (map[ObjectKey]Failure, error) {
-	cc, err := pgx.ParseConfig(dsn)
-	if err != nil {
-		return nil, scrub(fmt.Errorf("postgres: parse DATABASE_URL: %w", err), dsn)
-	}
-	cc.ConnectTimeout = timeout
-	cc.RuntimeParams["application_name"] = "pgtrail dlq"
-	cc.RuntimeParams["default_transaction_read_only"] = "on"
-	cc.RuntimeParams["statement_timeout"] = strconv.FormatInt(timeout.Milliseconds(), 10)
 	ctx, cancel := context.WithTimeout(ctx, 3*timeout)
 	defer cancel()
-	conn, err := pgx.ConnectConfig(ctx, cc)
+	conn, err := connectReadOnly(ctx, dsn, "pgtrail dlq", timeout)
 	if err != nil {
-		return nil, scrub(fmt.Errorf("postgres: connect: %w", err), dsn)
+		return nil, err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 

@@ -66,20 +66,11 @@ func ReadStatus(ctx context.Context, dsn string, timeout time.Duration) (Status,
 	if all, err := migrations.All(); err == nil && len(all) > 0 {
 		st.Binary = all[len(all)-1].Version
 	}
-	cc, err := pgx.ParseConfig(dsn)
-	if err != nil {
-		return st, scrub(fmt.Errorf("postgres: parse DATABASE_URL: %w", err), dsn)
-	}
-	cc.ConnectTimeout = timeout
-	cc.RuntimeParams["application_name"] = "pgtrail status"
-	cc.RuntimeParams["default_transaction_read_only"] = "on"
-	cc.RuntimeParams["statement_timeout"] = strconv.FormatInt(timeout.Milliseconds(), 10)
-
 	ctx, cancel := context.WithTimeout(ctx, 3*timeout)
 	defer cancel()
-	conn, err := pgx.ConnectConfig(ctx, cc)
+	conn, err := connectReadOnly(ctx, dsn, "pgtrail status", timeout)
 	if err != nil {
-		return st, scrub(fmt.Errorf("postgres: connect: %w", err), dsn)
+		return st, err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	if err := st.query(ctx, conn); err != nil {
@@ -157,4 +148,24 @@ WHERE i.inhparent = 'cloudtrail_events'::regclass`).Scan(
 		return fmt.Errorf("postgres: partitions: %w", err)
 	}
 	return st.queryAlerts(ctx, conn)
+}
+
+// connectReadOnly opens a read-only session of its own for a command that
+// only reads (status, dlq), named app in pg_stat_activity, each statement
+// bounded by timeout. Its errors name DATABASE_URL's parts without the
+// password.
+func connectReadOnly(ctx context.Context, dsn, app string, timeout time.Duration) (*pgx.Conn, error) {
+	cc, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return nil, scrub(fmt.Errorf("postgres: parse DATABASE_URL: %w", err), dsn)
+	}
+	cc.ConnectTimeout = timeout
+	cc.RuntimeParams["application_name"] = app
+	cc.RuntimeParams["default_transaction_read_only"] = "on"
+	cc.RuntimeParams["statement_timeout"] = strconv.FormatInt(timeout.Milliseconds(), 10)
+	conn, err := pgx.ConnectConfig(ctx, cc)
+	if err != nil {
+		return nil, scrub(fmt.Errorf("postgres: connect: %w", err), dsn)
+	}
+	return conn, nil
 }
