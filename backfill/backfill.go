@@ -4,8 +4,9 @@
 // The life of a backfill, in the order Run does it:
 //
 //  1. Discover. CloudTrail writes under
-//     [prefix/]AWSLogs/[o-org/]ACCOUNT/CloudTrail/REGION/YYYY/MM/DD/ (and
-//     CloudTrail-Insight/ for Insight events). Delimiter listings ("/")
+//     [prefix/]AWSLogs/[o-org/]ACCOUNT/CloudTrail/REGION/YYYY/MM/DD/, and
+//     Insights files, which are events too, under CloudTrail-Insight/ in
+//     the same layout (cloudtrail.EventKinds). Delimiter listings ("/")
 //     find the organization ids, accounts and regions, one level at a
 //     time: a handful of requests, whatever the bucket holds.
 //     CloudTrail-Digest/ holds digests, not events, and is never listed.
@@ -45,6 +46,7 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/pgtrail/pgtrail/cloudtrail"
 	"github.com/pgtrail/pgtrail/sink"
 	"github.com/pgtrail/pgtrail/worker"
 )
@@ -134,7 +136,7 @@ func (s Stats) Remaining() time.Duration {
 type Stream struct {
 	Org     string // o-… for an organization trail, else empty
 	Account string
-	Kind    string // CloudTrail or CloudTrail-Insight
+	Kind    cloudtrail.KeyKind // KeyLog or KeyInsight
 	Region  string
 }
 
@@ -146,9 +148,9 @@ func (s Stream) accountPrefix(root string) string {
 	return root + s.Account + "/"
 }
 
-// prefix is the stream's folder, whose day folders are YYYY/MM/DD/.
-func (s Stream) prefix(root string) string {
-	return s.accountPrefix(root) + s.Kind + "/" + s.Region + "/"
+// folder is the stream's folder in a trail of the given key prefix.
+func (s Stream) folder(prefix string) cloudtrail.LogFolder {
+	return cloudtrail.LogFolder{Prefix: strings.Trim(prefix, "/"), OrgID: s.Org, AccountID: s.Account, Region: s.Region, Kind: s.Kind}
 }
 
 // Count is what one account and region holds in range.
@@ -165,9 +167,6 @@ type Summary struct {
 	// Failures name each object that failed, with its error.
 	Failures []string
 }
-
-// kinds are the log file folders that hold events.
-var kinds = []string{"CloudTrail", "CloudTrail-Insight"}
 
 // Run backfills cfg's range. It returns an error only when it cannot
 // proceed (a listing fails, ctx ends); objects that fail are in the
@@ -340,11 +339,11 @@ func (b *run) discover(ctx context.Context) ([]Stream, error) {
 		if err != nil {
 			return nil, err
 		}
-		for _, kind := range kinds {
-			if !slices.Contains(have, kind) {
+		for _, kind := range cloudtrail.EventKinds() {
+			if !slices.Contains(have, kind.Folder()) {
 				continue
 			}
-			regions, err := b.folders(ctx, base+kind+"/")
+			regions, err := b.folders(ctx, base+kind.Folder()+"/")
 			if err != nil {
 				return nil, err
 			}
@@ -361,7 +360,7 @@ func (b *run) discover(ctx context.Context) ([]Stream, error) {
 
 // listDay lists one stream's day and sends its log files to out.
 func (b *run) listDay(ctx context.Context, s Stream, day time.Time, out chan<- listed) error {
-	prefix := s.prefix(b.root()) + day.Format("2006/01/02") + "/"
+	prefix := s.folder(b.cfg.Prefix).DayPrefix(day)
 	p := s3.NewListObjectsV2Paginator(b.d.S3, &s3.ListObjectsV2Input{
 		Bucket: aws.String(b.cfg.Bucket), Prefix: aws.String(prefix)})
 	for p.HasMorePages() {

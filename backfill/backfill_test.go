@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pgtrail/pgtrail/backfill"
+	"github.com/pgtrail/pgtrail/cloudtrail"
 	"github.com/pgtrail/pgtrail/internal/localaws"
 	"github.com/pgtrail/pgtrail/internal/pgtest"
 	"github.com/pgtrail/pgtrail/sink"
@@ -421,6 +422,27 @@ func TestEnqueueSendsCloudTrailNotifications(t *testing.T) {
 	}
 }
 
+// newBucket is an env over a new bucket of its own holding files.
+func newBucket(t *testing.T, name string, files map[string][]byte) (*env, string) {
+	t.Helper()
+	ctx := context.Background()
+	s, err := localaws.Shared(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnvOf(t, &world{aws: s})
+	bucket := localaws.UniqueName(name)
+	if err := s.CreateBucket(ctx, bucket); err != nil {
+		t.Fatal(err)
+	}
+	for k, b := range files {
+		if _, err := e.w.aws.S3().PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(k), Body: bytes.NewReader(b)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return e, bucket
+}
+
 type mapLedger map[string]bool
 
 func (m mapLedger) Processed(_ context.Context, _, key string) (bool, error) { return m[key], nil }
@@ -430,26 +452,13 @@ func (m mapLedger) Processed(_ context.Context, _, key string) (bool, error) { r
 func TestFailedObjectsAreNamed(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s, err := localaws.Shared(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := newEnvOf(t, &world{aws: s})
-	bucket := localaws.UniqueName("broken")
-	if err := e.w.aws.CreateBucket(ctx, bucket); err != nil {
-		t.Fatal(err)
-	}
 	dir := "AWSLogs/555555555555/CloudTrail/us-east-1/2026/03/02/"
 	st := stream{account: "555555555555", kind: "CloudTrail", region: "us-east-1"}
 	files := map[string][]byte{
 		dir + "good.json.gz":   gz(`{"Records":[` + record("ffffffff-0000-0000-0000-000000000001", day(1).Add(time.Hour), st) + `]}`),
 		dir + "broken.json.gz": []byte("\x1f\x8b\x08 not gzip at all"),
 	}
-	for k, b := range files {
-		if _, err := e.w.aws.S3().PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(k), Body: bytes.NewReader(b)}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	e, bucket := newBucket(t, "broken", files)
 	sum, err := backfill.Run(ctx, backfill.Config{Bucket: bucket, From: day(1), To: day(1)},
 		backfill.Deps{S3: e.s3, Ledger: e.pg, Processor: e.proc})
 	if err != nil {
@@ -457,5 +466,59 @@ func TestFailedObjectsAreNamed(t *testing.T) {
 	}
 	if sum.Done != 1 || sum.Failed != 1 || len(sum.Failures) != 1 || !strings.Contains(sum.Failures[0], "s3://"+bucket+"/"+dir+"broken.json.gz") {
 		t.Errorf("done %d, failed %d, failures %q", sum.Done, sum.Failed, sum.Failures)
+	}
+}
+
+// TestLoadsInsightFiles: Insights files are events, found and loaded like
+// log files; in an account that has only Insights files as well, and
+// beside their digests, which are not read.
+func TestLoadsInsightFiles(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	// 666… has log and Insights files; 777… only Insights files, in two
+	// regions. Each day's files, and a digest, on days 1 to 3.
+	type file struct {
+		kind    cloudtrail.KeyKind
+		account string
+		region  string
+	}
+	var wantIDs []string
+	files := map[string][]byte{}
+	for d := 1; d <= 3; d++ {
+		for i, f := range []file{
+			{cloudtrail.KeyLog, "666666666666", "us-east-1"},
+			{cloudtrail.KeyInsight, "666666666666", "us-east-1"},
+			{cloudtrail.KeyInsight, "777777777777", "us-east-1"},
+			{cloudtrail.KeyInsight, "777777777777", "eu-central-1"},
+			{cloudtrail.KeyDigest, "777777777777", "us-east-1"},
+		} {
+			dir := cloudtrail.LogFolder{AccountID: f.account, Region: f.region, Kind: f.kind}.DayPrefix(day(d))
+			id := fmt.Sprintf("eeeeeeee-0000-0000-%04d-%012d", d, i)
+			body := gz(`{"Records":[` + record(id, day(d).Add(time.Hour), stream{account: f.account, region: f.region}) + `]}`)
+			if f.kind == cloudtrail.KeyDigest {
+				body = gz(`{"awsAccountId":"` + f.account + `"}`)
+			} else if d <= 2 {
+				wantIDs = append(wantIDs, id)
+			}
+			files[dir+f.account+"_"+f.kind.Folder()+"_"+f.region+"_x.json.gz"] = body
+		}
+	}
+	e, bucket := newBucket(t, "insight", files)
+	sum, err := backfill.Run(ctx, backfill.Config{Bucket: bucket, From: day(1), To: day(2)},
+		backfill.Deps{S3: e.s3, Ledger: e.pg, Processor: e.proc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(wantIDs)
+	if got := eventIDs(t, e.pg); !slices.Equal(got, wantIDs) {
+		t.Errorf("stored %q, want %q", got, wantIDs)
+	}
+	if sum.Done != int64(len(wantIDs)) || sum.Failed != 0 || e.c.get.Load() != int64(len(wantIDs)) {
+		t.Errorf("%d objects loaded, %d failed, %d GetObject; want %d, 0, %d", sum.Done, sum.Failed, e.c.get.Load(), len(wantIDs), len(wantIDs))
+	}
+	// AWSLogs/, the two accounts' folders, CloudTrail/ of 666 and
+	// CloudTrail-Insight/ of each: 1 + 2 + 3; then 4 streams × 2 days.
+	if want := int64(1 + 2 + 3 + 4*2); sum.ListCalls != want {
+		t.Errorf("%d list calls, want %d", sum.ListCalls, want)
 	}
 }

@@ -41,6 +41,24 @@ func (k KeyKind) String() string {
 	return "other"
 }
 
+// Folder returns the folder name that follows the account in the keys of
+// the kind's files (CloudTrail, CloudTrail-Insight, CloudTrail-Digest);
+// KeyOther's is KeyLog's.
+func (k KeyKind) Folder() string {
+	switch k {
+	case KeyInsight:
+		return layoutInsight
+	case KeyDigest:
+		return layoutDigest
+	}
+	return layoutLog
+}
+
+// EventKinds are the kinds of files that hold events, in the order a
+// lister should visit them: log files and Insights files. Digest files
+// hold none.
+func EventKinds() []KeyKind { return []KeyKind{KeyLog, KeyInsight} }
+
 // The folder names that follow the account in CloudTrail's layout.
 const (
 	layoutLog     = "CloudTrail"
@@ -111,8 +129,9 @@ func IsDigestKey(key string) bool {
 	return KindOfKey(key) == KeyDigest || strings.Contains(key, "/"+layoutDigest+"/")
 }
 
-// LogFolder names the folders CloudTrail writes one account's log files
-// for one region under: [Prefix/]AWSLogs/[OrgID/]AccountID/CloudTrail/Region/.
+// LogFolder names the folders CloudTrail writes one account's files of one
+// kind for one region under: [Prefix/]AWSLogs/[OrgID/]AccountID/KIND/Region/,
+// KIND being Kind.Folder().
 type LogFolder struct {
 	// Prefix is the trail's S3 key prefix, without its trailing slash.
 	Prefix string
@@ -120,16 +139,20 @@ type LogFolder struct {
 	OrgID     string
 	AccountID string
 	Region    string
+	// Kind is KeyLog for log files (CloudTrail/, also the zero value's
+	// folder), KeyInsight for Insights files (CloudTrail-Insight/) or
+	// KeyDigest for digest files (CloudTrail-Digest/).
+	Kind KeyKind
 }
 
-// DayPrefix returns the S3 key prefix of the folder's log files of day
-// (taken in UTC): [prefix/]AWSLogs/[o-org/]ACCOUNT/CloudTrail/REGION/YYYY/MM/DD/.
+// DayPrefix returns the S3 key prefix of the folder's files of day (taken
+// in UTC): [prefix/]AWSLogs/[o-org/]ACCOUNT/KIND/REGION/YYYY/MM/DD/.
 func (f LogFolder) DayPrefix(day time.Time) string {
 	var b strings.Builder
 	writeRoot(&b, f.Prefix, f.OrgID)
 	b.WriteString(f.AccountID)
 	b.WriteByte('/')
-	b.WriteString(layoutLog)
+	b.WriteString(f.Kind.Folder())
 	b.WriteByte('/')
 	b.WriteString(f.Region)
 	b.WriteByte('/')

@@ -71,3 +71,34 @@ func TestDayPrefixes(t *testing.T) {
 		}
 	}
 }
+
+// TestDayPrefixesOfEveryKind: Insights and digest files have the log
+// files' layout under their own folder, and every prefix DayPrefix gives
+// is where ParseKey finds files of that kind.
+func TestDayPrefixesOfEveryKind(t *testing.T) {
+	day := time.Date(2026, 1, 2, 12, 0, 0, 0, time.UTC)
+	for kind, want := range map[cloudtrail.KeyKind]string{
+		cloudtrail.KeyOther:   "AWSLogs/o-aa11bb22cc/111122223333/CloudTrail/eu-west-1/2026/01/02/",
+		cloudtrail.KeyLog:     "AWSLogs/o-aa11bb22cc/111122223333/CloudTrail/eu-west-1/2026/01/02/",
+		cloudtrail.KeyInsight: "AWSLogs/o-aa11bb22cc/111122223333/CloudTrail-Insight/eu-west-1/2026/01/02/",
+		cloudtrail.KeyDigest:  "AWSLogs/o-aa11bb22cc/111122223333/CloudTrail-Digest/eu-west-1/2026/01/02/",
+	} {
+		f := cloudtrail.LogFolder{OrgID: "o-aa11bb22cc", AccountID: "111122223333", Region: "eu-west-1", Kind: kind}
+		got := f.DayPrefixes(day, day.Add(time.Hour))
+		if len(got) != 1 || got[0] != want {
+			t.Errorf("%s: DayPrefixes = %q, want [%q]", kind, got, want)
+			continue
+		}
+		wantKind := kind
+		if kind == cloudtrail.KeyOther {
+			wantKind = cloudtrail.KeyLog
+		}
+		if k, ok := cloudtrail.ParseKey(got[0] + "x.json.gz"); !ok || k.Kind != wantKind || k.Day != day.Truncate(24*time.Hour) {
+			t.Errorf("%s: ParseKey(%q) = %+v, %v", kind, got[0]+"x.json.gz", k, ok)
+		}
+	}
+	// The kinds that hold events are log and Insights files, not digests.
+	if got := cloudtrail.EventKinds(); !slices.Equal(got, []cloudtrail.KeyKind{cloudtrail.KeyLog, cloudtrail.KeyInsight}) {
+		t.Errorf("EventKinds = %v", got)
+	}
+}

@@ -27,15 +27,15 @@ type Config struct {
 	TokenKey string `env:"PGTRAIL_API_TOKEN_KEY"`
 	// Rate is the requests per second each access key may make (CloudTrail
 	// allows 2); 0 lifts the limit (beyond AWS).
-	Rate float64 `env:"PGTRAIL_API_RATE, default=2"`
+	Rate float64 `env:"PGTRAIL_API_RATE, default=2" want:"a number of requests per second, 0 (no limit) or more"`
 	// Burst is how many requests a key may make at once; 0 means Rate,
 	// rounded up.
-	Burst int `env:"PGTRAIL_API_BURST, default=0"`
+	Burst int `env:"PGTRAIL_API_BURST, default=0" want:"an integer of 0 (PGTRAIL_API_RATE rounded up) or more"`
 	// FullHistory lifts CloudTrail's 90-day window (beyond AWS).
-	FullHistory bool `env:"PGTRAIL_API_FULL_HISTORY, default=false"`
+	FullHistory bool `env:"PGTRAIL_API_FULL_HISTORY, default=false" want:"true or false"`
 	// MultipleAttributes accepts several LookupAttributes, ANDed (beyond
 	// AWS).
-	MultipleAttributes bool `env:"PGTRAIL_API_MULTIPLE_ATTRIBUTES, default=false"`
+	MultipleAttributes bool `env:"PGTRAIL_API_MULTIPLE_ATTRIBUTES, default=false" want:"true or false"`
 }
 
 // Validate names the variable at fault.
@@ -57,10 +57,10 @@ func (c *Config) Validate() error {
 		bad("PGTRAIL_API_TOKEN_KEY", "must be at least 32 bytes, got %d", len(c.TokenKey))
 	}
 	if c.Rate < 0 || math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0) {
-		bad("PGTRAIL_API_RATE", "must be 0 (no limit) or more, got %v", c.Rate)
+		bad("PGTRAIL_API_RATE", "want a number of requests per second, 0 (no limit) or more, got %v", c.Rate)
 	}
 	if c.Burst < 0 {
-		bad("PGTRAIL_API_BURST", "must not be negative, got %d", c.Burst)
+		bad("PGTRAIL_API_BURST", "want an integer of 0 (PGTRAIL_API_RATE rounded up) or more, got %d", c.Burst)
 	}
 	return errors.Join(errs...)
 }

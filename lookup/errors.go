@@ -24,7 +24,7 @@ func errInvalidTimeRange(msg string) *apiError {
 
 var (
 	errInvalidNextToken = &apiError{http.StatusBadRequest, "InvalidNextTokenException",
-		"Invalid NextToken: it is not one this server issued, or was issued for a request with other parameters."}
+		"Invalid NextToken: it is not one this server issued, was issued for a request with other parameters or to another access key, or has expired (" + TokenLifetime.String() + " after its page)."}
 	errInvalidMaxResults = &apiError{http.StatusBadRequest, "InvalidMaxResultsException",
 		"MaxResults must be from 1 to 50."}
 	errInvalidEventCategory = &apiError{http.StatusBadRequest, "InvalidEventCategoryException",

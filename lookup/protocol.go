@@ -57,8 +57,9 @@ const (
 // insightAttributes are the attributes an Insights lookup may use.
 var insightAttributes = []string{sink.AttrEventID, sink.AttrEventName, sink.AttrEventSource}
 
-// lookup validates req as CloudTrail does, runs it, and shapes the answer.
-func (s *Server) lookup(ctx context.Context, req *request) (*response, *apiError) {
+// lookup validates req, made with the access key keyID, as CloudTrail
+// does, runs it, and shapes the answer.
+func (s *Server) lookup(ctx context.Context, keyID string, req *request) (*response, *apiError) {
 	q := sink.LookupQuery{Limit: maxResults}
 	if req.MaxResults != nil {
 		if *req.MaxResults < 1 || *req.MaxResults > maxResults {
@@ -115,9 +116,9 @@ func (s *Server) lookup(ctx context.Context, req *request) (*response, *apiError
 	}
 	q.Start, q.End = start, end
 
-	binding := bindQuery(req)
+	binding := bindQuery(keyID, req)
 	if req.NextToken != nil {
-		cur, ok := s.tokens.decode(binding, *req.NextToken)
+		cur, ok := s.tokens.decode(binding, *req.NextToken, now)
 		if !ok {
 			return nil, errInvalidNextToken
 		}
@@ -141,7 +142,7 @@ func (s *Server) lookup(ctx context.Context, req *request) (*response, *apiError
 	if len(events) > limit {
 		events = events[:limit]
 		last := events[limit-1]
-		resp.NextToken = s.tokens.encode(binding, sink.LookupCursor{Time: last.EventTime, ID: last.EventID})
+		resp.NextToken = s.tokens.encode(binding, sink.LookupCursor{Time: last.EventTime, ID: last.EventID}, now.Add(TokenLifetime))
 	}
 	for _, e := range events {
 		resources := e.Resources
@@ -157,15 +158,17 @@ func (s *Server) lookup(ctx context.Context, req *request) (*response, *apiError
 	return resp, nil
 }
 
-// bindQuery is what a NextToken is bound to: the request less its page
-// size and token, as the client sent it.
-func bindQuery(req *request) []byte {
+// bindQuery is what a NextToken is bound to: the access key that made the
+// request, and the request less its page size and token, as the client
+// sent it.
+func bindQuery(keyID string, req *request) []byte {
 	b, _ := json.Marshal(struct {
+		K string
 		A any
 		S *json.Number
 		E *json.Number
 		C *string
-	}{req.LookupAttributes, req.StartTime, req.EndTime, req.EventCategory})
+	}{keyID, req.LookupAttributes, req.StartTime, req.EndTime, req.EventCategory})
 	return b
 }
 

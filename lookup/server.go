@@ -82,9 +82,9 @@ type Options struct {
 	QueryTimeout time.Duration
 	// Log gets one line per request, with the key that made it.
 	Log *zap.Logger
-	// Now is the clock that the 90-day window counts back from; nil means
-	// time.Now. Tests set it. Signatures are always checked against
-	// time.Now.
+	// Now is the clock that the 90-day window counts back from and that
+	// NextTokens expire by; nil means time.Now. Tests set it. Signatures
+	// are always checked against time.Now.
 	Now func() time.Time
 }
 
@@ -223,7 +223,7 @@ func (s *Server) serve(r *http.Request) (string, *response, *apiError) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.o.QueryTimeout)
 	defer cancel()
-	resp, apiErr := s.lookup(ctx, &req)
+	resp, apiErr := s.lookup(ctx, key, &req)
 	return key, resp, apiErr
 }
 

@@ -44,8 +44,8 @@ func cmdBackfill(ctx context.Context, a *app, args []string) error {
 	lists := fs.Int("list-concurrency", 8, "day listings in progress at once")
 	rps := fs.Float64("s3-rate", 200, "S3 requests per second at most (0: no cap)")
 	every := fs.Duration("progress-every", 10*time.Second, "interval of the progress log lines when not on a terminal")
-	if err := fs.Parse(args); err != nil {
-		return exitError(2)
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	cfg := backfill.Config{Bucket: *bucket, Prefix: *prefix, DryRun: *dry, ListConcurrency: *lists,
 		ObjectConcurrency: a.cfg.ObjectConcurrency, Accounts: split(*accounts), Regions: split(*regions)}

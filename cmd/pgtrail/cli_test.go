@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -15,7 +16,22 @@ import (
 )
 
 // helpCommands are every command that takes flags, as typed.
-var helpCommands = [][]string{{"run"}, {"ingest"}, {"status"}, {"migrate"}, {"retention"}, {"dlq"}, {"dlq", "list"}, {"dlq", "redrive"}}
+var helpCommands = [][]string{{"run"}, {"ingest"}, {"status"}, {"migrate"}, {"retention"}, {"dlq"}, {"dlq", "list"}, {"dlq", "redrive"},
+	{"backfill"}, {"serve"}, {"lookup"}}
+
+// TestUsageListsEveryCommand: every command registered, by main.go or by
+// its own file's init, has a line in pgtrail's usage text.
+func TestUsageListsEveryCommand(t *testing.T) {
+	t.Parallel()
+	for name := range commands {
+		if !regexp.MustCompile(`(?m)^  ` + regexp.QuoteMeta(name) + `\b`).MatchString(usage) {
+			t.Errorf("pgtrail %s is not in the usage text", name)
+		}
+	}
+	if len(commands) < 10 {
+		t.Errorf("only %d commands registered", len(commands))
+	}
+}
 
 // TestHelpNeedsNoDatabaseURL: COMMAND -h, -help, --help and pgtrail help
 // COMMAND print the command's usage on stdout and exit 0, with an empty

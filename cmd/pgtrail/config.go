@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/sethvargo/go-envconfig"
+
+	"github.com/pgtrail/pgtrail/lookup"
 )
 
 // Config is everything pgtrail reads from its environment. The AWS SDK reads
@@ -110,6 +112,11 @@ type Config struct {
 	// closes. 0 sends every alert.
 	AlertThrottle       int           `env:"PGTRAIL_ALERT_THROTTLE, default=20" want:"an integer from 0 (no throttle) to 100000"`
 	AlertThrottleWindow time.Duration `env:"PGTRAIL_ALERT_THROTTLE_WINDOW, default=15m" want:"a duration from 1m to 24h"`
+
+	// API is pgtrail serve's LookupEvents API: the PGTRAIL_API_* variables
+	// (docs/lookup.md). They are parsed for every command, like the others,
+	// and checked (API.Validate) by serve, the one command that uses them.
+	API lookup.Config
 }
 
 // loadConfig reads the environment through lookup.
@@ -132,19 +139,29 @@ type variable struct {
 	valued bool
 }
 
-// variables are Config's fields, by variable name.
+// variables are Config's fields, by variable name, those of its nested
+// structs (API) included.
 var variables = func() map[string]variable {
 	vs := map[string]variable{}
-	t := reflect.TypeFor[Config]()
+	addFields(vs, reflect.TypeFor[Config](), "")
+	return vs
+}()
+
+// addFields adds t's fields to vs. A field of a nested struct is named as
+// envconfig's errors name it: "API: Rate".
+func addFields(vs map[string]variable, t reflect.Type, path string) {
 	for i := range t.NumField() {
 		f := t.Field(i)
 		name, _, _ := strings.Cut(f.Tag.Get("env"), ",")
 		k := f.Type.Kind()
-		vs[name] = variable{field: f.Name, name: name, want: f.Tag.Get("want"),
+		if name == "" && k == reflect.Struct {
+			addFields(vs, f.Type, path+f.Name+": ")
+			continue
+		}
+		vs[name] = variable{field: path + f.Name, name: name, want: f.Tag.Get("want"),
 			valued: k == reflect.Bool || (k >= reflect.Int && k <= reflect.Float64)}
 	}
-	return vs
-}()
+}
 
 // trimmed reads values through l with the spaces around them removed, and
 // takes a number, duration or boolean set to nothing for unset.

@@ -45,8 +45,8 @@ func cmdLookup(ctx context.Context, a *app, args []string) error {
 		fmt.Fprintln(a.stderr, "usage: pgtrail lookup [-attr KEY=VALUE]... [-from T] [-to T] [-limit N] [-insight] [-json]\n\nThe events CloudTrail's LookupEvents would return, over all of pgtrail's history.")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return exitError(2)
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	now := time.Now()
 	start, err := parseWhen(*from, now, time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC))

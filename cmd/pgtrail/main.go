@@ -8,6 +8,8 @@
 //	pgtrail status           one screen for the on-call: queue, DLQ, ingest, partitions
 //	pgtrail dlq list|redrive the dead-letter queue: why its messages failed; move them back
 //	pgtrail rules ...        test and list the alert rules
+//	pgtrail serve            CloudTrail's LookupEvents API over the database
+//	pgtrail lookup ...       LookupEvents' query from the command line
 //	pgtrail version          print the version
 //
 // Configuration comes from the environment: see the README.
@@ -59,6 +61,9 @@ commands:
                    evaluate Sigma rules on local CloudTrail files and print each match
   rules list [RULES]
                    the rules loaded (PGTRAIL_RULES by default) and those refused, with why
+  serve            serve CloudTrail's LookupEvents API (PGTRAIL_API_*) for the AWS CLI and SDKs
+  lookup [-attr KEY=VALUE]... [-from T] [-to T] [-json]
+                   the events LookupEvents would return, over the whole history
   version          print the version
   help COMMAND     the command's help (as does COMMAND -h)
 

@@ -2,13 +2,14 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
-	"github.com/sethvargo/go-envconfig"
 	"go.uber.org/zap"
 
 	"github.com/pgtrail/pgtrail/lookup"
@@ -17,20 +18,40 @@ import (
 
 func init() { commands["serve"] = cmdServe }
 
+const serveUsage = `usage: pgtrail serve
+
+Serves CloudTrail's LookupEvents API (AWS JSON 1.1, SigV4-signed) over the
+database, as PGTRAIL_READER_ROLE, until SIGTERM or SIGINT; SIGHUP re-reads
+the credentials file. Settings (docs/lookup.md):
+
+  PGTRAIL_API_ADDR             listener, host:port (default 127.0.0.1:8455)
+  PGTRAIL_API_CREDENTIALS      file of ACCESS_KEY_ID:SECRET_ACCESS_KEY lines (required)
+  PGTRAIL_API_TLS_CERT, _KEY   PEM files: HTTPS only
+  PGTRAIL_API_TOKEN_KEY        NextToken key, 32 bytes or more, the same on every server
+  PGTRAIL_API_RATE, _BURST     requests per second and burst per key (default 2; 0: no limit)
+  PGTRAIL_API_FULL_HISTORY     true: no 90-day window
+  PGTRAIL_API_MULTIPLE_ATTRIBUTES  true: several LookupAttributes, ANDed
+`
+
 // cmdServe serves CloudTrail's LookupEvents API over the database, as the
 // reader role, until SIGTERM or SIGINT; SIGHUP re-reads the credentials
-// file. Its settings are lookup.Config's PGTRAIL_API_* variables
-// (docs/lookup.md).
+// file. Its settings are the PGTRAIL_API_* variables of Config.API
+// (lookup.Config, docs/lookup.md).
 func cmdServe(ctx context.Context, a *app, args []string) error {
-	if len(args) > 0 {
-		return fmt.Errorf("serve takes no arguments, got %q", args)
-	}
-	var cfg lookup.Config
-	if err := envconfig.Process(ctx, &cfg); err != nil {
-		return fmt.Errorf("config: %w", err)
-	}
-	if err := cfg.Validate(); err != nil {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(a.stderr)
+	fs.Usage = func() { fmt.Fprint(a.stderr, serveUsage) }
+	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return exitError(exitUsage)
+	}
+	cfg := a.cfg.API
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintln(a.stderr, "pgtrail:", strings.ReplaceAll(err.Error(), "\n", "\npgtrail: "))
+		return exitError(exitUsage)
 	}
 	creds, err := lookup.LoadCredentials(cfg.CredentialsFile)
 	if err != nil {
@@ -74,10 +95,15 @@ func cmdServe(ctx context.Context, a *app, args []string) error {
 		a.log.Warn("the LookupEvents API listens beyond loopback without TLS: audit records cross the network in clear",
 			zap.String("addr", cfg.Addr))
 	}
-	a.log.Info("serving LookupEvents", zap.String("addr", cfg.Addr), zap.Bool("tls", tls), zap.Int("keys", creds.Len()),
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("PGTRAIL_API_ADDR: listen: %w", err)
+	}
+	// The address listened on, its port chosen when PGTRAIL_API_ADDR's is 0.
+	a.log.Info("serving LookupEvents", zap.String("addr", ln.Addr().String()), zap.Bool("tls", tls), zap.Int("keys", creds.Len()),
 		zap.Float64("rate_per_key", cfg.Rate), zap.Bool("full_history", cfg.FullHistory),
 		zap.Bool("multiple_attributes", cfg.MultipleAttributes))
-	return srv.ListenAndServe(ctx, cfg.Addr, cfg.TLSCert, cfg.TLSKey)
+	return srv.Serve(ctx, ln, cfg.TLSCert, cfg.TLSKey)
 }
 
 func isLoopback(host string) bool {

@@ -315,16 +315,10 @@ func ingestDir(ctx context.Context, o options, path string, unique int, m *Measu
 	}
 	defer done()
 	meter := startServerMeter()
-	c, err := startChild(o, []string{"DATABASE_URL=" + dbURL}, "ingest", path)
-	if err != nil {
+	if _, err := runChild(o, []string{"DATABASE_URL=" + dbURL}, []string{"ingest", path}, m); err != nil {
 		return err
 	}
-	if err := c.cmd.Wait(); err != nil {
-		return fmt.Errorf("%v\n%s", err, c.stderr)
-	}
-	m.Seconds = time.Since(c.start).Seconds()
 	m.DBCPUSecPerM = meter.perMillion(unique)
-	c.finish(m)
 	return checkStored(ctx, conn, unique)
 }
 

@@ -9,6 +9,9 @@
 //     on the local SQS, `pgtrail run` started as a child process, until every
 //     event is committed and the queue is empty; once per object concurrency;
 //   - `pgtrail ingest` on the same files on disk;
+//   - `pgtrail backfill` of the same log files from a bucket in the local
+//     S3, at its default S3 request cap and without one, then again over
+//     what is stored (objects/s and events/s);
 //   - optionally (-big), one object of about 1 GB decompressed through
 //     `pgtrail run` and `pgtrail ingest`, for peak memory;
 //   - objects of many tiny records (-tiny), one through `pgtrail ingest`
@@ -42,21 +45,22 @@ import (
 )
 
 type options struct {
-	bin         string
-	out         string
-	server      string
-	events      int
-	dup         float64
-	seed        uint64
-	concurrency []int
-	inFlight    int
-	bigBytes    int64
-	tiny        int
-	storage     bool
-	skipIngest  bool
-	baseline    string
-	repeat      int
-	quick       bool
+	bin          string
+	out          string
+	server       string
+	events       int
+	dup          float64
+	seed         uint64
+	concurrency  []int
+	inFlight     int
+	bigBytes     int64
+	tiny         int
+	storage      bool
+	skipIngest   bool
+	skipBackfill bool
+	baseline     string
+	repeat       int
+	quick        bool
 }
 
 func main() {
@@ -74,6 +78,7 @@ func main() {
 	flag.IntVar(&o.tiny, "tiny", 100_000, "records per object of tiny records (0: skip)")
 	flag.BoolVar(&o.storage, "storage", false, "also compare json and jsonb for the record column (ingest and queries)")
 	flag.BoolVar(&o.skipIngest, "skip-ingest", false, "skip pgtrail ingest")
+	flag.BoolVar(&o.skipBackfill, "skip-backfill", false, "skip pgtrail backfill")
 	flag.StringVar(&o.baseline, "baseline", "", "another pgtrail binary (say, the last release) to run in turn with -bin at each concurrency, in ingest and on tiny records, for a before/after on the same data")
 	flag.IntVar(&o.repeat, "repeat", 1, "runs of pgtrail run per concurrency, of ingest and of the tiny records (and per binary); the median by events/s is kept")
 	flag.BoolVar(&o.quick, "quick", false, "a smoke run for CI: 20,000 events, concurrency 4, no plot update")
@@ -141,8 +146,10 @@ type Results struct {
 	Baseline []Measurement `json:"baseline_run,omitempty"`
 	Ingest   *Measurement  `json:"ingest,omitempty"`
 	// IngestBaseline is -baseline's ingest, taken in turn with Ingest.
-	IngestBaseline *Measurement  `json:"ingest_baseline,omitempty"`
-	Big            []Measurement `json:"big_object,omitempty"`
+	IngestBaseline *Measurement `json:"ingest_baseline,omitempty"`
+	// Backfill is pgtrail backfill from the local S3 (backfill.go).
+	Backfill []Measurement `json:"backfill,omitempty"`
+	Big      []Measurement `json:"big_object,omitempty"`
 	// Tiny holds the objects of tiny records (tiny.go), TinyBaseline
 	// -baseline's runs of the same, taken in turn.
 	Tiny         []Measurement `json:"tiny_records,omitempty"`
@@ -188,6 +195,8 @@ type Measurement struct {
 	EventsPerS  float64 `json:"events_per_s"`
 	MBpsComp    float64 `json:"mb_per_s_compressed,omitempty"`
 	MBpsRaw     float64 `json:"mb_per_s_raw,omitempty"`
+	// ObjectsPerS is log files per second, for backfill.
+	ObjectsPerS float64 `json:"objects_per_s,omitempty"`
 	// CPUSecPerM is CPU-seconds per million events: the child's for run
 	// and ingest, this process's for the limits.
 	CPUSecPerM float64 `json:"cpu_s_per_million_events,omitempty"`
@@ -202,7 +211,21 @@ type Measurement struct {
 }
 
 func (m Measurement) String() string {
+	if m.Events == 0 {
+		// Nothing read (a backfill over what is stored): only the pace.
+		s := fmt.Sprintf("%-26s %6.0f objects/s", m.Name, m.ObjectsPerS)
+		if m.PeakRSSMB > 0 {
+			s += fmt.Sprintf("  peak RSS %5.0f MB", m.PeakRSSMB)
+		}
+		if m.Note != "" {
+			s += "  (" + m.Note + ")"
+		}
+		return s
+	}
 	s := fmt.Sprintf("%-26s %9.0f ev/s  %6.1f MB/s gz  %6.1f MB/s raw", m.Name, m.EventsPerS, m.MBpsComp, m.MBpsRaw)
+	if m.ObjectsPerS > 0 {
+		s += fmt.Sprintf("  %6.0f objects/s", m.ObjectsPerS)
+	}
 	if m.CPUSecPerM > 0 {
 		s += fmt.Sprintf("  %5.1f CPU-s/M ev", m.CPUSecPerM)
 	}
@@ -327,6 +350,17 @@ func run(ctx context.Context, o options) error {
 			b := median(base)
 			res.IngestBaseline = &b
 		}
+	}
+
+	if !o.skipBackfill {
+		ms, err := measureBackfill(ctx, o, st, set)
+		if err != nil {
+			return fmt.Errorf("pgtrail backfill: %w", err)
+		}
+		for _, m := range ms {
+			fmt.Println(m)
+		}
+		res.Backfill = ms
 	}
 
 	tighter := res.Copy
