@@ -183,7 +183,7 @@ var cisNames = map[string]struct {
 	"kms_key_disabled_or_deleted": {"kms.amazonaws.com", "DisableKey ScheduleKeyDeletion"},
 	"s3_bucket_policy_changes":    {"s3.amazonaws.com", "PutBucketAcl PutBucketPolicy PutBucketCors PutBucketLifecycle PutBucketReplication DeleteBucketPolicy DeleteBucketCors DeleteBucketLifecycle DeleteBucketReplication"},
 	"config_changes":              {"config.amazonaws.com", "StopConfigurationRecorder DeleteDeliveryChannel PutDeliveryChannel PutConfigurationRecorder"},
-	"security_group_changes":      {"ec2.amazonaws.com", "AuthorizeSecurityGroupIngress AuthorizeSecurityGroupEgress RevokeSecurityGroupIngress RevokeSecurityGroupEgress CreateSecurityGroup DeleteSecurityGroup"},
+	"security_group_changes":      {"ec2.amazonaws.com", "AuthorizeSecurityGroupIngress AuthorizeSecurityGroupEgress RevokeSecurityGroupIngress RevokeSecurityGroupEgress CreateSecurityGroup DeleteSecurityGroup ModifySecurityGroupRules"},
 	"nacl_changes":                {"ec2.amazonaws.com", "CreateNetworkAcl CreateNetworkAclEntry DeleteNetworkAcl DeleteNetworkAclEntry ReplaceNetworkAclEntry ReplaceNetworkAclAssociation"},
 	"network_gateway_changes":     {"ec2.amazonaws.com", "CreateCustomerGateway DeleteCustomerGateway AttachInternetGateway CreateInternetGateway DeleteInternetGateway DetachInternetGateway"},
 	"route_table_changes":         {"ec2.amazonaws.com", "CreateRoute CreateRouteTable ReplaceRoute ReplaceRouteTableAssociation DeleteRouteTable DeleteRoute DisassociateRouteTable"},

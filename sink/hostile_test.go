@@ -288,8 +288,9 @@ func checkIntact(t *testing.T, h *hostileDB, events ...string) {
 // relation and function of pgtrail, after whatever they tried: the reader
 // only reads; the writer reads, inserts, and updates the ledger and the
 // alerts' delivery state only (the alerts themselves: their delivery
-// columns only, which has_table_privilege does not count). No
-// object of pgtrail belongs to either.
+// columns only, which has_table_privilege does not count), and runs the
+// three SECURITY DEFINER functions of partitions and retention. No object
+// of pgtrail belongs to either.
 func checkPrivileges(t *testing.T, h *hostileDB) {
 	t.Helper()
 	ctx := context.Background()
@@ -314,7 +315,7 @@ func checkPrivileges(t *testing.T, h *hostileDB) {
           AND p.prosecdef
           AND p.proowner OPERATOR(pg_catalog.=) (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = $3)
           AND pg_catalog.has_function_privilege(r.login, p.oid, 'EXECUTE')
-          AND NOT (r.login = $2 AND p.proname IN ('pgtrail_ensure_partition', 'pgtrail_drop_partitions_before'))
+          AND NOT (r.login = $2 AND p.proname IN ('pgtrail_ensure_partition', 'pgtrail_drop_partitions_before', 'pgtrail_delete_alerts_before'))
         ORDER BY 1, 2, 3`, h.readerLogin, h.writerLogin, h.ownerName)
 	extra, err := pgx.CollectRows(rs, func(r pgx.CollectableRow) (string, error) {
 		var who, obj, priv string
@@ -444,10 +445,12 @@ func TestHostileRolesStayWithinTheirGrants(t *testing.T) {
 				denied(t, c, "ALTER TABLE cloudtrail_events DETACH PARTITION "+h.today)
 				denied(t, c, "DROP VIEW ct_cloudtrail_changes")
 				denied(t, c, "DROP FUNCTION pgtrail_drop_partitions_before(date, boolean)")
+				denied(t, c, "DROP FUNCTION pgtrail_delete_alerts_before(date, boolean)")
 				denied(t, c, "ALTER FUNCTION pgtrail_ensure_partition(date) SECURITY INVOKER")
 			}
 			denied(t, r, `SELECT pgtrail_ensure_partition('2024-08-09')`)
 			denied(t, r, `SELECT * FROM pgtrail_drop_partitions_before('2016-03-01', true)`)
+			denied(t, r, `SELECT * FROM pgtrail_delete_alerts_before('2016-03-01', true)`)
 			denied(t, r, `INSERT INTO cloudtrail_objects (s3_bucket, s3_key, size, events, inserted, duplicates, rejected)
                 VALUES ('b', 'k', 0, 0, 0, 0, 0)`)
 			denied(t, r, `UPDATE cloudtrail_objects SET deliveries = 0`)
@@ -478,8 +481,8 @@ func TestSecurityDefinerFunctionsAreSafe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(fns) != 2 {
-		t.Errorf("SECURITY DEFINER functions: %v; want pgtrail_ensure_partition and pgtrail_drop_partitions_before", fns)
+	if len(fns) != 3 {
+		t.Errorf("SECURITY DEFINER functions: %v; want pgtrail_ensure_partition, pgtrail_drop_partitions_before and pgtrail_delete_alerts_before", fns)
 	}
 	for _, f := range fns {
 		if !strings.Contains("; "+f.Config+";", "; search_path=pg_catalog, pg_temp;") {

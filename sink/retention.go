@@ -95,7 +95,8 @@ func (p *Postgres) DropPartitionsBefore(ctx context.Context, cutoff time.Time, d
 }
 
 // RunRetention keeps days days of events until ctx ends: it drops the older
-// partitions at once and then every interval. Processes sharing the
+// partitions, and deletes the settled alerts of older events, at once and
+// then every interval. Processes sharing the
 // database take turns, one at a time; a failed attempt is logged and tried
 // again after at most five minutes.
 func (p *Postgres) RunRetention(ctx context.Context, days int, interval time.Duration) {
@@ -128,6 +129,17 @@ func (p *Postgres) RunRetention(ctx context.Context, days int, interval time.Dur
 		default:
 			log.Warn("retention failed", zap.Error(err))
 			next = min(interval, 5*time.Minute)
+		}
+		if err == nil {
+			// Alerts go with their events, once delivered (alerts_retention.go).
+			switch d, err := p.DeleteAlertsBefore(ctx, cutoff, false); {
+			case err == nil && d != (AlertsDeleted{}):
+				log.Info("retention deleted settled alerts", zapDay(cutoff), zap.Int64("alerts", d.Alerts),
+					zap.Int64("summaries", d.Summaries), zap.Int64("deliveries", d.Deliveries))
+			case err != nil && ctx.Err() == nil:
+				log.Warn("retention of alerts failed", zap.Error(err))
+				next = min(interval, 5*time.Minute)
+			}
 		}
 		timer.Reset(next)
 	}

@@ -14,14 +14,15 @@ import (
 const retentionInterval = time.Hour
 
 // cmdRetention drops the day partitions older than PGTRAIL_RETENTION_DAYS
-// (or -days) and prints each one; with -dry-run it only prints them.
+// (or -days) and prints each one, then deletes the settled alerts of the
+// events older than that; with -dry-run it only prints what would go.
 func cmdRetention(ctx context.Context, a *app, args []string) error {
 	fs := flag.NewFlagSet("retention", flag.ContinueOnError)
 	fs.SetOutput(a.stderr)
 	dryRun := fs.Bool("dry-run", false, "print the partitions that would be dropped, and drop nothing")
 	days := fs.Int("days", a.cfg.RetentionDays, "days of events to keep (default PGTRAIL_RETENTION_DAYS)")
 	fs.Usage = func() {
-		fmt.Fprintln(a.stderr, "usage: pgtrail retention [-dry-run] [-days N]\n\nDrops the day partitions of cloudtrail_events that lie wholly more than N days back\n(midnight UTC). Rows are never deleted one by one.")
+		fmt.Fprintln(a.stderr, "usage: pgtrail retention [-dry-run] [-days N]\n\nDrops the day partitions of cloudtrail_events that lie wholly more than N days back\n(midnight UTC). Rows are never deleted one by one. Then deletes the alerts of those\nevents that were delivered (or throttled, or too old to send), with their summaries.")
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args); err != nil {
@@ -76,5 +77,14 @@ func cmdRetention(ctx context.Context, a *app, args []string) error {
 	default:
 		fmt.Fprintf(a.stdout, "%d partitions dropped\n", len(parts))
 	}
+	d, err := pg.DeleteAlertsBefore(ctx, cutoff, *dryRun)
+	if err != nil {
+		return err
+	}
+	verb = "deleted"
+	if *dryRun {
+		verb = "would delete"
+	}
+	fmt.Fprintf(a.stdout, "%s %d settled alerts, %d summaries, %d delivery records\n", verb, d.Alerts, d.Summaries, d.Deliveries)
 	return nil
 }
