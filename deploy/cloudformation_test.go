@@ -337,6 +337,7 @@ var (
 		"TrailArn":        "arn:aws:cloudtrail:eu-west-1:111122223333:trail/example-trail",
 		"TrailKmsKeyArn":  "arn:aws:kms:eu-west-1:111122223333:key/00000000-0000-0000-0000-000000000000",
 		"EksOidcProvider": "oidc.eks.eu-west-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE",
+		"AlertTopicArn":   "arn:aws:sns:eu-west-1:111122223333:pgtrail-alerts",
 	}
 	exampleRefs = map[string]any{
 		"AWS::Partition": "aws",
@@ -459,7 +460,7 @@ func TestCloudFormationPolicyIsIAMPolicy(t *testing.T) {
 	t.Parallel()
 	tpl := readTemplate(t, workerTemplate)
 	s := newStack(t, tpl, exampleParams, exampleRefs)
-	got := s.statements("WorkerPolicy", "WorkerKmsPolicy")
+	got := s.statements("WorkerPolicy", "WorkerKmsPolicy", "WorkerAlertsPolicy")
 	want := dig(readJSON(t, "iam-policy.json"), "Statement")
 	if !equalYAML(got, want) {
 		g, _ := json.MarshalIndent(got, "", "  ")
@@ -470,6 +471,13 @@ func TestCloudFormationPolicyIsIAMPolicy(t *testing.T) {
 	for _, st := range newStack(t, tpl, params, exampleRefs).statements("WorkerPolicy", "WorkerKmsPolicy") {
 		if strings.Contains(fmt.Sprint(dig(st, "Action")), "kms:") {
 			t.Errorf("without TrailKmsKeyArn the workers still get %v", dig(st, "Action"))
+		}
+	}
+	// Without an alert topic there is no SNS permission at all.
+	params = withParams(exampleParams, map[string]string{"AlertTopicArn": ""})
+	for _, st := range newStack(t, tpl, params, exampleRefs).statements("WorkerPolicy", "WorkerKmsPolicy", "WorkerAlertsPolicy") {
+		if strings.Contains(fmt.Sprint(dig(st, "Action")), "sns:") {
+			t.Errorf("without AlertTopicArn the workers still get %v", dig(st, "Action"))
 		}
 	}
 	// An organization trail's prefix reads every member account's files.

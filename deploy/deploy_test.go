@@ -980,6 +980,10 @@ func TestIAMPolicy(t *testing.T) {
 				if strings.ContainsAny(r, "*?") {
 					t.Errorf("%s: queue ARN %s is a pattern; name the one queue", s.Sid, r)
 				}
+			case strings.HasPrefix(r, "arn:aws:sns:"):
+				if strings.ContainsAny(r, "*?") {
+					t.Errorf("%s: topic ARN %s is a pattern; name the one alert topic", s.Sid, r)
+				}
 			case strings.HasPrefix(r, "arn:aws:s3:::"):
 				bucket, prefix, _ := strings.Cut(strings.TrimPrefix(r, "arn:aws:s3:::"), "/")
 				if strings.Contains(bucket, "*") || !strings.Contains(prefix, "AWSLogs/") || strings.HasPrefix(prefix, "*") {
@@ -1003,7 +1007,7 @@ func TestIAMPolicy(t *testing.T) {
 		}
 	}
 	slices.Sort(actions)
-	want := []string{"kms:Decrypt", "s3:GetObject", "sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"}
+	want := []string{"kms:Decrypt", "s3:GetObject", "sns:Publish", "sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"}
 	if !slices.Equal(actions, want) {
 		t.Errorf("actions = %v, want exactly %v", actions, want)
 	}

@@ -24,6 +24,9 @@ type profile struct {
 	// kills, terminations, restarts and sigterms are the injections of the
 	// scenarios that do them one at a time.
 	kills, terminations, restarts, sigterms int
+	// alertKills is how many times the alert delivery scenario kills both
+	// workers mid-delivery.
+	alertKills int
 	// copies is how many times the duplicate-delivery scenario sends each
 	// notification.
 	copies int
@@ -40,12 +43,12 @@ type profile struct {
 var (
 	shortProfile = profile{
 		name: "short", objects: 200, corpus: true,
-		kills: 3, terminations: 4, restarts: 2, sigterms: 1, copies: 4,
+		kills: 3, terminations: 4, restarts: 2, sigterms: 1, copies: 4, alertKills: 2,
 		bigRecords: 4000, outage: 45 * time.Second, settle: 2 * time.Minute,
 	}
 	longProfile = profile{
 		name: "long", objects: 3000, corpus: true,
-		kills: 10, terminations: 15, restarts: 5, sigterms: 5, copies: 10,
+		kills: 10, terminations: 15, restarts: 5, sigterms: 5, copies: 10, alertKills: 5,
 		bigRecords: 20000, outage: 3 * time.Minute, settle: 10 * time.Minute,
 	}
 )

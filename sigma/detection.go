@@ -41,6 +41,39 @@ type evaluation struct {
 	rec record
 	// text is the whole record, for keyword searches.
 	text string
+	// needles holds, by needle id, 1 if the needle is not in the record,
+	// 2 if it may be, 0 if not looked for yet.
+	needles []uint8
+}
+
+func (e *evaluation) resetNeedles(n int) {
+	if cap(e.needles) < n {
+		e.needles = make([]uint8, n)
+	}
+	e.needles = e.needles[:n]
+	clear(e.needles)
+}
+
+// anyNeedle reports whether the record may hold what a rule with the
+// needles ns needs: one of them may be in it, or the record has \u
+// escapes, which needles cannot see through.
+func (e *evaluation) anyNeedle(ns needleSet) bool {
+	if !e.rec.noEscapes() {
+		return true
+	}
+	for _, n := range ns {
+		st := &e.needles[n.id]
+		if *st == 0 {
+			*st = 1
+			if n.in(e.rec.raw) {
+				*st = 2
+			}
+		}
+		if *st == 2 {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *selection) eval(e *evaluation) bool {

@@ -11,7 +11,9 @@
 //
 // Set.Match evaluates a compiled Set on one event: its eventSource and
 // eventName select the candidate rules (most events are candidates for
-// none), and the record's JSON is read only as far as those rules need.
+// none); a rule that names no eventName is skipped when the record lacks
+// its needles (needle.go), a member it needs found by a byte search; and
+// the record's JSON is read only as far as the remaining rules need.
 //
 // The detection semantics follow the rules specification and its modifiers
 // appendix (v2.1), and pySigma where the specification is silent:

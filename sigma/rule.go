@@ -38,9 +38,10 @@ type Rule struct {
 	// Builtin is whether the rule is one of pgtrail's built-in pack.
 	Builtin bool
 
-	cond  *expr
-	sels  []*selection // in file order
-	index prefilter
+	cond    *expr
+	sels    []*selection // in file order
+	index   prefilter
+	needles needleSet // nil when the rule has none, or has an eventName prefilter
 }
 
 // Refusal is a rule, or a file, that was not loaded, and why.

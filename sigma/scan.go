@@ -14,6 +14,13 @@ import (
 // decoding strings, without a decoder. It is written by hand because the
 // standard library has no lazy JSON reader: encoding/json decodes whole
 // values (and allocates) where a rule needs one field.
+//
+// cloudtrail has a scanner of its own (scan.go, appendUnquoted in
+// normalize.go) and the two are kept apart: cloudtrail's decoding makes
+// text PostgreSQL can store (NUL, invalid UTF-8 and malformed escapes
+// become U+FFFD), while a rule must see a value as the record writes it
+// (unquote keeps a malformed escape as written); and sigma decodes only
+// strings that hold escapes, a few in a thousand, the rest being aliased.
 
 // fieldPath is a field name of a rule, such as userIdentity.type: dots
 // separate the keys of nested objects (a key that holds dots itself matches

@@ -22,6 +22,8 @@ type Set struct {
 	byName   map[string][]int32
 	bySource map[string][]int32
 	always   []int32
+	// needles is the number of needles of the rules (needle.go).
+	needles int
 
 	pool sync.Pool // *evaluation
 }
@@ -84,6 +86,13 @@ func NewSet(rules []*Rule, refused, skipped []Refusal) *Set {
 			}
 		}
 		r.index = prefilter{names: constraint(r.cond, "eventName"), sources: constraint(r.cond, "eventSource")}
+		if r.index.names == nil {
+			r.needles = ruleNeedles(r.cond)
+			for _, n := range r.needles {
+				n.id = s.needles
+				s.needles++
+			}
+		}
 		switch {
 		case r.index.names != nil:
 			for _, n := range r.index.names {
@@ -160,6 +169,7 @@ func (s *Set) Match(source, name string, record []byte) []Match {
 	e := s.pool.Get().(*evaluation)
 	e.rec.reset(record, len(s.paths), s.nsegs)
 	e.text = bytesString(record)
+	e.resetNeedles(s.needles)
 	var out []Match
 	if !nameOK || !srcOK {
 		// Names beyond ASCII: lower-casing may not agree with the
@@ -197,6 +207,9 @@ func (s *Set) tryAll(out []Match, e *evaluation, idx []int32, srcKey []byte) []M
 func (s *Set) try(out []Match, e *evaluation, i int32, srcKey []byte) []Match {
 	r := s.rules[i]
 	if srcKey != nil && r.index.sources != nil && !slices.Contains(r.index.sources, string(srcKey)) {
+		return out
+	}
+	if r.needles != nil && !e.anyNeedle(r.needles) {
 		return out
 	}
 	if r.cond.eval(e) {

@@ -88,3 +88,38 @@ func TestRetentionDeletesSettledAlerts(t *testing.T) {
 	}
 	denied(t, h.as(t, h.readerLogin), `SELECT * FROM pgtrail_delete_alerts_before('2016-03-01', true)`)
 }
+
+// TestRunRetentionDeletesSettledAlerts: the retention that pgtrail run
+// applies deletes settled alerts with their days, and keeps waiting ones.
+func TestRunRetentionDeletesSettledAlerts(t *testing.T) {
+	t.Parallel()
+	pg := setup(t)
+	old := time.Now().UTC().AddDate(0, 0, -40)
+	for _, a := range []struct {
+		name, status string
+		settled      any
+	}{{"old-sent", "sent", old}, {"old-waiting", "sending", nil}} {
+		if _, err := pg.Pool().Exec(context.Background(), `INSERT INTO cloudtrail_alerts (id, rule_id, title, event_id, event_time, status, settled_at)
+            VALUES ($1, 'rule-r', 'r', $2, $3, $4, $5)`, sink.AlertID("rule-r", a.name, old), a.name, old, a.status, a.settled); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		pg.RunRetention(ctx, 10, time.Hour)
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for count(t, pg, `SELECT count(*) FROM cloudtrail_alerts`) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("RunRetention did not delete the settled alert")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if n := count(t, pg, `SELECT count(*) FROM cloudtrail_alerts WHERE event_id = 'old-waiting'`); n != 1 {
+		t.Errorf("the waiting alert is gone")
+	}
+}

@@ -12,7 +12,8 @@ import (
 	"github.com/pgtrail/pgtrail/internal/pgtest"
 )
 
-// eventsOn stores one event on each day, bypassing the sink.
+// eventsOn stores one event on each day, with a delivered alert of it,
+// bypassing the sink.
 func eventsOn(t *testing.T, db string, days ...time.Time) {
 	t.Helper()
 	ctx := context.Background()
@@ -27,6 +28,11 @@ func eventsOn(t *testing.T, db string, days ...time.Time) {
 		}
 		if _, err := c.Exec(ctx, `INSERT INTO cloudtrail_events (event_id, event_time, record, s3_bucket, s3_key)
             VALUES ($1, $2, '{}', 'b', 'k')`, fmt.Sprint("e", i), d); err != nil {
+			t.Fatal(err)
+		}
+		// And a delivered alert of the event.
+		if _, err := c.Exec(ctx, `INSERT INTO cloudtrail_alerts (id, rule_id, title, event_id, event_time, status, settled_at)
+            VALUES (gen_random_uuid(), 'rule', 'r', $1, $2, 'sent', $2)`, fmt.Sprint("e", i), d); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -60,7 +66,8 @@ func TestRetentionCommand(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("retention -dry-run: exit %d\n%s%s", code, out, stderr)
 	}
-	wantLines(t, out, "keeping 30 days", "would drop "+old1, "would drop "+old2, "2 partitions would be dropped")
+	wantLines(t, out, "keeping 30 days", "would drop "+old1, "would drop "+old2, "2 partitions would be dropped",
+		"would delete 2 settled alerts, 0 summaries, 0 delivery records")
 	if n := partitionCount(t, db); n != 4 {
 		t.Errorf("a dry run left %d partitions, want 4", n)
 	}
@@ -69,7 +76,7 @@ func TestRetentionCommand(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("retention: exit %d\n%s%s", code, out, stderr)
 	}
-	wantLines(t, out, "dropped "+old1, "dropped "+old2, "2 partitions dropped")
+	wantLines(t, out, "dropped "+old1, "dropped "+old2, "2 partitions dropped", "deleted 2 settled alerts")
 	if n := partitionCount(t, db); n != 2 {
 		t.Errorf("%d partitions left, want 2", n)
 	}

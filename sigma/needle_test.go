@@ -1,0 +1,173 @@
+package sigma
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// unfiltered evaluates every rule of s on raw, without the eventName
+// prefilter or the needles: what Match must agree with.
+func unfiltered(s *Set, raw []byte) []*Rule {
+	e := new(evaluation)
+	e.rec.reset(raw, len(s.paths), s.nsegs)
+	e.text = bytesString(raw)
+	var out []*Rule
+	for _, r := range s.rules {
+		if r.cond.eval(e) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// TestPrefiltersAgree checks that the prefilters (eventName, needles)
+// never lose a match, on the corpus's records and on copies changed where
+// needles could go wrong: values in another case or escaped, keys escaped,
+// a field written as one dotted key, values in arrays, text beyond ASCII.
+func TestPrefiltersAgree(t *testing.T) {
+	s, err := Load(BuiltinWord + "," + sharedDir(t, "sigma/cloudtrail"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	withNeedles := 0
+	for _, r := range s.rules {
+		if r.needles != nil {
+			withNeedles++
+		}
+	}
+	if withNeedles < 2 {
+		t.Fatalf("%d rules have needles; the built-in root and unauthorized-calls rules should", withNeedles)
+	}
+	repl := func(old, new string) func([]byte) []byte {
+		return func(b []byte) []byte { return bytes.ReplaceAll(b, []byte(old), []byte(new)) }
+	}
+	variants := []func([]byte) []byte{
+		func(b []byte) []byte { return b },
+		bytes.ToUpper,
+		repl(`"Root"`, `"rOOT"`),
+		repl(`"Root"`, `"\u0052oot"`),
+		repl(`"Root"`, `["IAMUser", "ROOT"]`),
+		repl(`"type":"Root"`, `"type" : "Root"`),
+		repl(`"type":"Root"`, `"t\u0079pe":"Root"`),
+		repl(`"userIdentity":{"type":"Root",`, `"userIdentity.type":"Root","userIdentity":{`),
+		repl(`"errorCode":"AccessDenied"`, `"errorCode":"Acce\u017fsDenied"`),
+		repl(`"errorCode":"AccessDenied"`, "\"errorCode\":\"Acce\u017fsDenied\""),
+		repl(`"errorCode":"AccessDenied"`, `"errorCode":"Access\"Denied"`),
+		repl(`"errorCode":"`, `"errorCode":"Client.`),
+	}
+	matched := 0
+	for _, r := range loadCorpus(t) {
+		for vi, v := range variants {
+			raw := v(slices.Clone(r.raw))
+			var got []*Rule
+			for _, m := range s.Match(r.source, r.name, raw) {
+				got = append(got, m.Rule)
+			}
+			want := unfiltered(s, raw)
+			if !slices.Equal(got, want) {
+				t.Fatalf("%s, variant %d: Match %v, every rule %v\n%s", r.file, vi, ruleFiles(got), ruleFiles(want), raw)
+			}
+			matched += len(want)
+		}
+	}
+	if matched == 0 {
+		t.Fatal("nothing matched: nothing compared")
+	}
+	t.Logf("%d matches agree; %d rules have needles", matched, withNeedles)
+}
+
+func ruleFiles(rs []*Rule) []string {
+	var out []string
+	for _, r := range rs {
+		out = append(out, r.File)
+	}
+	return out
+}
+
+// TestNeedlesOfRules checks which needles rules get.
+func TestNeedlesOfRules(t *testing.T) {
+	cases := []struct {
+		detection string
+		want      string // key: patterns, | between needles
+	}{
+		{"sel:\n    userIdentity.type: Root\ncondition: sel", "type:root"},
+		{"sel:\n    errorCode|startswith: AccessDenied\nsel2:\n    errorCode|endswith: X\ncondition: 1 of sel*", "errorCode:accessdenied*,*x"},
+		{"sel:\n    requestParameters.a: [Alpha, Beta]\ncondition: sel", "a:alpha,beta"},
+		{"sel:\n    userIdentity.type: Root\n    userIdentity.invokedBy: null\ncondition: sel", "type:root"},
+		{"sel:\n    userIdentity.invokedBy: null\n    userIdentity.type: Root\ncondition: sel", "type:root"},
+		{"sel:\n    userIdentity.type: Root\nsel2:\n    errorCode: X\ncondition: sel or sel2", "type:root|errorCode:x"},
+		{"sel:\n    userIdentity.type: Root\nsel2:\n    errorCode: X\ncondition: sel and not sel2", "type:root"},
+		{"sel:\n    userIdentity.type: Root\ncondition: not sel", ""},
+		{"sel:\n    userIdentity.type: Root\nsel2:\n    userIdentity.invokedBy: null\ncondition: sel or sel2", ""},
+		{"sel:\n    userIdentity.type|re: Root\ncondition: sel", ""},
+		{"sel:\n    userIdentity.type|exists: true\ncondition: sel", ""},
+		{"sel:\n    eventName: DeleteTrail\n    userIdentity.type: Root\ncondition: sel", ""},
+		{"sel:\n    requestParameters.a/b: x\ncondition: sel", ""},
+	}
+	for _, c := range cases {
+		s := compileTest(t, c.detection)
+		var got []string
+		for _, n := range s.rules[0].needles {
+			var ps []string
+			for _, p := range n.alts {
+				ps = append(ps, strings.Join(p.segs, "*"))
+				if !p.anchorStart {
+					ps[len(ps)-1] = "*" + ps[len(ps)-1]
+				}
+				if !p.anchorEnd {
+					ps[len(ps)-1] += "*"
+				}
+			}
+			got = append(got, n.key+":"+strings.Join(ps, ","))
+		}
+		if g := strings.Join(got, "|"); g != c.want {
+			t.Errorf("%s\nneedles %q, want %q", c.detection, g, c.want)
+		}
+	}
+}
+
+// TestNeedleIn compares the search for a needle with decoding: the
+// member is placed at every offset, with and without spaces, with a value
+// that matches or not, or is no plain string.
+func TestNeedleIn(t *testing.T) {
+	s := compileTest(t, "sel:\n    userIdentity.type: Root\ncondition: sel")
+	n := s.rules[0].needles[0]
+	rnd := rand.New(rand.NewPCG(1, 2))
+	values := []struct {
+		json string
+		want bool
+	}{
+		{`"Root"`, true}, {`"ROOT"`, true}, {`"IAMUser"`, false}, {`"Rooty"`, false}, {`"typeRoot"`, false},
+		{`["Root"]`, true}, {`5`, true}, {`"Ro\"ot"`, true}, {`{"type":"x"}`, false},
+	}
+	keys := []struct {
+		json string
+		want bool
+	}{
+		{`"type"`, true}, {`"userIdentity.type"`, true}, {`"xtype"`, false}, {`"type2"`, false}, {`"Type"`, false},
+	}
+	for at := 0; at < 20; at++ {
+		for _, k := range keys {
+			for _, v := range values {
+				for _, sp := range []string{"", " ", "\n\t "} {
+					pad := strings.Repeat("x", at)
+					doc := fmt.Sprintf(`{"pad":"%s","filler":"type Root %d",%s%s:%s%s,"z":1}`, pad, rnd.IntN(100), k.json, sp, sp, v.json)
+					want := k.want && v.want
+					if v.json == `{"type":"x"}` {
+						want = k.want // an object: left to the rule
+					}
+					if got := n.in([]byte(doc)); got != want {
+						t.Fatalf("%s: %v, want %v", doc, got, want)
+					}
+				}
+			}
+		}
+	}
+	if n.in([]byte(`{"a":"type","b":"Root"}`)) {
+		t.Error("a value \"type\" taken for a key")
+	}
+}
