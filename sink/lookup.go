@@ -91,7 +91,8 @@ var ErrLookupAttribute = errors.New("lookup: invalid attribute")
 // transactions, so that nothing it runs can change the events. It is safe
 // for concurrent use.
 type Reader struct {
-	pool *pgxpool.Pool
+	pool  *pgxpool.Pool
+	parts partitionCache
 }
 
 // OpenReader connects to the database as cfg.ReaderRole (DefaultReaderRole
@@ -209,29 +210,6 @@ func (r *Reader) LookupEvents(ctx context.Context, q LookupQuery) ([]LookupEvent
 		hi = w.Start // the next window ends where this one began, exclusive
 	}
 	return out, nil
-}
-
-// oldestPartition counts the partitions of cloudtrail_events and returns
-// the lower bound of the oldest; the zero time when one has no lower bound
-// that a day partition would have (a default partition, MINVALUE).
-func (r *Reader) oldestPartition(ctx context.Context) (int, time.Time, error) {
-	var (
-		n       int
-		oldest  *time.Time
-		unknown bool
-	)
-	err := r.pool.QueryRow(ctx, `
-SELECT count(*), min(lo), coalesce(bool_or(lo IS NULL), false)
-FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid,
-     LATERAL (SELECT (regexp_match(pg_get_expr(c.relpartbound, c.oid), '^FOR VALUES FROM \(''([^'']+)''\)'))[1]::timestamptz AS lo) b
-WHERE i.inhparent = 'cloudtrail_events'::regclass`).Scan(&n, &oldest, &unknown)
-	if err != nil {
-		return 0, time.Time{}, fmt.Errorf("postgres: lookup: oldest partition: %w", classify(err))
-	}
-	if oldest == nil || unknown {
-		return n, time.Time{}, nil
-	}
-	return n, *oldest, nil
 }
 
 // lookupWindow runs one window's statement; exclusive makes its end bound

@@ -17,12 +17,20 @@ import (
 )
 
 // lookupDB is a migrated database holding the given records, and a Reader
-// on it. Records go in by plain SQL, each column taken from the record as
-// the worker would take it, so that these tests need nothing but sink.
+// on it.
 func lookupDB(t *testing.T, records ...string) *sink.Reader {
 	t.Helper()
-	ctx := context.Background()
 	url := pgtest.New(t)
+	addRecords(t, url, records...)
+	return openReader(t, url)
+}
+
+// addRecords migrates the database at url and stores records in it, by
+// plain SQL, each column taken from the record as the worker would take
+// it, so that these tests need nothing but sink.
+func addRecords(t *testing.T, url string, records ...string) {
+	t.Helper()
+	ctx := context.Background()
 	pg, err := sink.Open(ctx, sink.Config{URL: url}, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
@@ -51,6 +59,12 @@ FROM r`, rec); err != nil {
 			t.Fatal(err)
 		}
 	}
+}
+
+// openReader is a Reader on the database at url.
+func openReader(t *testing.T, url string) *sink.Reader {
+	t.Helper()
+	ctx := context.Background()
 	r, err := sink.OpenReader(ctx, sink.Config{URL: url})
 	if err != nil {
 		t.Fatal(err)
@@ -271,5 +285,26 @@ func TestLookupWindows(t *testing.T) {
 	got, err := r.LookupEvents(ctx, sink.LookupQuery{Start: now.Add(-5000 * 24 * time.Hour), End: now.Add(-2000 * 24 * time.Hour), Limit: 5})
 	if err != nil || len(got) != 0 {
 		t.Errorf("before the oldest partition: %v %v", ids(got), err)
+	}
+}
+
+// TestLookupSeesNewPartitions: the Reader keeps the oldest partition's
+// bound between lookups, and a partition made since, older than any it
+// knew (a backfill's), is read by the next lookup.
+func TestLookupSeesNewPartitions(t *testing.T) {
+	now := time.Now().UTC().Truncate(time.Second)
+	url := pgtest.New(t)
+	addRecords(t, url, rec("new", now, "PutObject", nil))
+	r := openReader(t, url)
+	ctx := context.Background()
+	q := sink.LookupQuery{Start: now.Add(-100 * 24 * time.Hour), End: now, Limit: 10}
+	got, err := r.LookupEvents(ctx, q)
+	if err != nil || !slices.Equal(ids(got), []string{"new"}) {
+		t.Fatalf("first lookup: %v %v", ids(got), err)
+	}
+	addRecords(t, url, rec("old", now.Add(-40*24*time.Hour), "PutObject", nil))
+	got, err = r.LookupEvents(ctx, q)
+	if err != nil || !slices.Equal(ids(got), []string{"new", "old"}) {
+		t.Errorf("after a partition 40 days older was made: %v %v, want [new old]", ids(got), err)
 	}
 }

@@ -189,6 +189,13 @@ func (w *Worker) Run(ctx context.Context) error {
 	// Messages are processed under work, which outlives ctx by the grace.
 	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
+	// Handlers learn that the worker stops (and release the messages they
+	// hold for the database) once every poller has returned, not when ctx
+	// ends: a message released while a receive of this worker is still
+	// under way would be taken again by that receive, a receive more
+	// towards the dead-letter queue.
+	stopping, stopped := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopped()
 
 	// A handler per message that may be in flight, kept for the whole
 	// run: a message is handled on a goroutine whose stack has already
@@ -199,7 +206,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	for range w.cfg.MaxInFlight {
 		handlers.Go(func() {
 			for m := range msgs {
-				w.handle(work, ctx, m)
+				w.handle(work, stopping, m)
 				w.handling.Add(-1)
 				w.inflight.Release(1)
 			}
@@ -217,6 +224,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		})
 	}
 	_ = pollers.Wait()
+	stopped()
 	close(msgs)
 	done := make(chan struct{})
 	go func() { handlers.Wait(); close(done) }()
