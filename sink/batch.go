@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgtrail/pgtrail/cloudtrail"
 )
@@ -34,11 +33,18 @@ import (
 // If PostgreSQL refuses a value, the batch goes through the staging table
 // too, which finds the events to blame (refuse.go).
 
-// probeEvents returns the ordinals (1-based) of the keys that are stored.
-// The correlated EXISTS is one index probe per key, pruned to one partition
-// at run time.
+// probeEvents returns the ordinals (1-based) of the keys ($1, $2) that are
+// stored. The subquery is not correlated: it finds the stored events whose
+// ID is one of $1 and whose time is one of $2, a superset of the keys that
+// the IN then narrows to the pairs asked. Its event_time = ANY($2) prunes
+// cloudtrail_events to the partitions of the batch's days when the
+// statement starts, and event_id = ANY($1) probes the primary key. (Citus
+// plans a subquery correlated to a set-returning function in the FROM
+// clause not at all; this one it runs once, on the workers that hold the
+// IDs.)
 const probeEvents = `SELECT k.i FROM unnest($1::text[], $2::timestamptz[]) WITH ORDINALITY AS k(id, t, i)
-    WHERE EXISTS (SELECT 1 FROM cloudtrail_events e WHERE e.event_id = k.id AND e.event_time = k.t)`
+    WHERE (k.id, k.t) IN (SELECT e.event_id, e.event_time FROM cloudtrail_events e
+                          WHERE e.event_id = ANY($1) AND e.event_time = ANY($2))`
 
 const insertReject = `INSERT INTO cloudtrail_rejects (s3_bucket, s3_key, record_index, reason, raw)
     VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`
@@ -223,8 +229,7 @@ func (p *Postgres) copyBatch(ctx context.Context, objs []*Object, res []WriteRes
 		})
 		r := &eventReader{evs: sorted, jsonb: jsonb}
 		if _, err := tx.Conn().PgConn().CopyFrom(ctx, r, CopyEventsSQL); err != nil {
-			var pgErr *pgconn.PgError
-			if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+			if uniqueViolation(err) {
 				return errConflict
 			}
 			if refused(err) {

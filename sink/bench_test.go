@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"testing"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -133,4 +134,63 @@ func (r *streamRows) Next(row *cloudtrail.Entry) error {
 	*row = r.items[0]
 	r.items = r.items[1:]
 	return nil
+}
+
+// BenchmarkProbe asks which of 5,000 keys are stored (half are, over the
+// three days of the generated data) among 50,000 events, as the buffered
+// path's probe does, in the correlated form pgtrail used before and in the
+// non-correlated form that Citus can plan (probeEvents). Run with -count to
+// alternate the two on the same database.
+func BenchmarkProbe(b *testing.B) {
+	objs, _ := benchEvents(b, 50_000, 0)
+	ctx := context.Background()
+	pg, err := sink.Open(ctx, sink.Config{URL: pgtest.New(b), MaxConns: 4}, zap.NewNop())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pg.Close()
+	if _, err := pg.Migrate(ctx); err != nil {
+		b.Fatal(err)
+	}
+	var ids []string
+	var times []time.Time
+	for i, o := range objs {
+		if _, err := write(ctx, pg, []*testObject{{Bucket: "bucket", Key: fmt.Sprint(i), Entries: o}}); err != nil {
+			b.Fatal(err)
+		}
+		for j, r := range o {
+			if len(ids) < 5000 && (i+j)%10 == 0 {
+				id := r.Event.EventID
+				if j%2 == 1 {
+					id += "-new"
+				}
+				ids, times = append(ids, id), append(times, r.Event.EventTime)
+			}
+		}
+	}
+	if _, err := pg.Pool().Exec(ctx, `VACUUM ANALYZE cloudtrail_events`); err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct{ name, sql string }{{"correlated", correlatedProbe}, {"in", sink.ProbeEvents}} {
+		b.Run(c.name, func(b *testing.B) {
+			found := 0
+			for b.Loop() {
+				rows, err := pg.Pool().Query(ctx, c.sql, ids, times)
+				if err != nil {
+					b.Fatal(err)
+				}
+				found = 0
+				for rows.Next() {
+					found++
+				}
+				if err := rows.Err(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if found == 0 || found == len(ids) {
+				b.Fatalf("%d of %d keys found stored", found, len(ids))
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(ids)), "ns/key")
+		})
+	}
 }
