@@ -171,11 +171,18 @@ func BenchmarkProbe(b *testing.B) {
 	if _, err := pg.Pool().Exec(ctx, `VACUUM ANALYZE cloudtrail_events`); err != nil {
 		b.Fatal(err)
 	}
-	for _, c := range []struct{ name, sql string }{{"correlated", correlatedProbe}, {"in", sink.ProbeEvents}} {
+	for _, c := range []struct {
+		name string
+		sql  string
+		args []any
+	}{
+		{"correlated", correlatedProbe, []any{ids, times}},
+		{"in", sink.ProbeEvents, sink.ProbeArgs(ids, times)},
+	} {
 		b.Run(c.name, func(b *testing.B) {
 			found := 0
 			for b.Loop() {
-				rows, err := pg.Pool().Query(ctx, c.sql, ids, times)
+				rows, err := pg.Pool().Query(ctx, c.sql, c.args...)
 				if err != nil {
 					b.Fatal(err)
 				}

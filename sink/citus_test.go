@@ -156,8 +156,8 @@ func TestProbeAgreesWithCorrelatedForm(t *testing.T) {
 			add("new"+e.EventID, e.EventTime)
 		}
 	}
-	probe := func(q string) []int {
-		rows, err := pg.Pool().Query(ctx, q, ids, times)
+	probe := func(q string, args ...any) []int {
+		rows, err := pg.Pool().Query(ctx, q, args...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -176,7 +176,7 @@ func TestProbeAgreesWithCorrelatedForm(t *testing.T) {
 		slices.Sort(got)
 		return got
 	}
-	want, got := probe(correlatedProbe), probe(sink.ProbeEvents)
+	want, got := probe(correlatedProbe, ids, times), probe(sink.ProbeEvents, sink.ProbeArgs(ids, times)...)
 	if len(want) != 8*4 { // 8 of each i%5 case: 1 + 0 + 1 + 2 + 0 stored keys
 		t.Fatalf("the correlated probe found %d keys, want %d: %v", len(want), 8*4, want)
 	}
