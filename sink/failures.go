@@ -26,7 +26,7 @@ func (p *Postgres) RecordFailure(ctx context.Context, bucket, key, messageID str
 		VALUES ($1, $2, nullif($3, ''), $4, $5)
 		ON CONFLICT (s3_bucket, s3_key) DO UPDATE
 		SET message_id = excluded.message_id, error = excluded.error, permanent = excluded.permanent,
-		    failures = f.failures + 1, failed_at = now()`,
+		    failures = f.failures + 1, failed_at = excluded.failed_at`,
 		bucket, key, messageID, text, permanent)
 	if qerr != nil {
 		if isUndefinedTable(qerr) {
