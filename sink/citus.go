@@ -22,7 +22,7 @@ import (
 // database.
 func (p *Postgres) CitusInstalled(ctx context.Context) (bool, error) {
 	var ok bool
-	err := p.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'citus')`).Scan(&ok)
+	err := p.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'citus')`).Scan(&ok)
 	if err != nil {
 		return false, fmt.Errorf("postgres: find the citus extension: %w", err)
 	}
@@ -71,7 +71,7 @@ func (p *Postgres) Distribute(ctx context.Context) error {
 		return fmt.Errorf("citus: distribute (migrations/citus/distribute.sql): %w", ownerHint(err))
 	}
 	rows, _ := conn.Query(ctx, `SELECT logicalrelid::text, coalesce(column_to_column_name(logicalrelid, partkey), '') FROM pg_dist_partition
-        WHERE logicalrelid::text = ANY($1) ORDER BY 1`, citusTables)
+        WHERE logicalrelid::text OPERATOR(pg_catalog.=) ANY($1) ORDER BY 1`, citusTables)
 	layout, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (string, error) {
 		var table, column string
 		err := r.Scan(&table, &column)

@@ -73,13 +73,16 @@ func (b LockBudget) Warning() string {
 }
 
 // lockBudget reads the settings and counts the partitions and indexes of
-// cloudtrail_events from the catalog.
+// cloudtrail_events from the catalog. It runs in the owner's migrations
+// and the reader's status, with the schema on the search_path: every
+// operator is pg_catalog's by name, so that none planted in the schema
+// (an exact match for oid = regclass, say) runs instead.
 const lockBudget = `SELECT
-    (SELECT setting::int FROM pg_catalog.pg_settings WHERE name = 'max_locks_per_transaction'),
-    (SELECT setting::int FROM pg_catalog.pg_settings WHERE name = 'max_connections'),
-    (SELECT setting::int FROM pg_catalog.pg_settings WHERE name = 'max_prepared_transactions'),
-    (SELECT count(*) FROM pg_catalog.pg_inherits WHERE inhparent = t.oid)::int,
-    (SELECT count(*) FROM pg_catalog.pg_index WHERE indrelid = t.oid)::int
+    (SELECT setting::int FROM pg_catalog.pg_settings WHERE name OPERATOR(pg_catalog.=) 'max_locks_per_transaction'),
+    (SELECT setting::int FROM pg_catalog.pg_settings WHERE name OPERATOR(pg_catalog.=) 'max_connections'),
+    (SELECT setting::int FROM pg_catalog.pg_settings WHERE name OPERATOR(pg_catalog.=) 'max_prepared_transactions'),
+    (SELECT pg_catalog.count(*) FROM pg_catalog.pg_inherits WHERE inhparent OPERATOR(pg_catalog.=) t.oid)::int,
+    (SELECT pg_catalog.count(*) FROM pg_catalog.pg_index WHERE indrelid OPERATOR(pg_catalog.=) t.oid)::int
 FROM (SELECT pg_catalog.to_regclass('cloudtrail_events') AS oid) t WHERE t.oid IS NOT NULL`
 
 // readLockBudget reads the LockBudget; the zero LockBudget, which is not
