@@ -137,10 +137,11 @@ func (r *streamRows) Next(row *cloudtrail.Entry) error {
 }
 
 // BenchmarkProbe asks which of 5,000 keys are stored (half are, over the
-// three days of the generated data) among 50,000 events, as the buffered
-// path's probe does, in the correlated form pgtrail used before and in the
-// non-correlated form that Citus can plan (probeEvents). Run with -count to
-// alternate the two on the same database.
+// three days of the generated data; probeAll of a batch) and which of 60
+// (two per object of a batch; probeSample), among 50,000 events, as the
+// buffered path's probe does, in the correlated form pgtrail used before
+// and in the non-correlated form that Citus can plan (probeEvents). The two
+// alternate, three times, on the same database.
 func BenchmarkProbe(b *testing.B) {
 	objs, _ := benchEvents(b, 50_000, 0)
 	ctx := context.Background()
@@ -171,33 +172,38 @@ func BenchmarkProbe(b *testing.B) {
 	if _, err := pg.Pool().Exec(ctx, `VACUUM ANALYZE cloudtrail_events`); err != nil {
 		b.Fatal(err)
 	}
-	for _, c := range []struct {
-		name string
-		sql  string
-		args []any
-	}{
-		{"correlated", correlatedProbe, []any{ids, times}},
-		{"in", sink.ProbeEvents, sink.ProbeArgs(ids, times)},
-	} {
-		b.Run(c.name, func(b *testing.B) {
-			found := 0
-			for b.Loop() {
-				rows, err := pg.Pool().Query(ctx, c.sql, c.args...)
-				if err != nil {
-					b.Fatal(err)
-				}
-				found = 0
-				for rows.Next() {
-					found++
-				}
-				if err := rows.Err(); err != nil {
-					b.Fatal(err)
-				}
+	for round := range 3 {
+		for _, n := range []int{5000, 60} {
+			keys, at := ids[:n], times[:n]
+			for _, c := range []struct {
+				name string
+				sql  string
+				args []any
+			}{
+				{"correlated", correlatedProbe, []any{keys, at}},
+				{"in", sink.ProbeEvents, sink.ProbeArgs(keys, at)},
+			} {
+				b.Run(fmt.Sprintf("keys=%d/%s/round=%d", n, c.name, round+1), func(b *testing.B) {
+					found := 0
+					for b.Loop() {
+						rows, err := pg.Pool().Query(ctx, c.sql, c.args...)
+						if err != nil {
+							b.Fatal(err)
+						}
+						found = 0
+						for rows.Next() {
+							found++
+						}
+						if err := rows.Err(); err != nil {
+							b.Fatal(err)
+						}
+					}
+					if found == 0 || found == len(keys) {
+						b.Fatalf("%d of %d keys found stored", found, len(keys))
+					}
+					b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(keys)), "ns/key")
+				})
 			}
-			if found == 0 || found == len(ids) {
-				b.Fatalf("%d of %d keys found stored", found, len(ids))
-			}
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(ids)), "ns/key")
-		})
+		}
 	}
 }

@@ -83,12 +83,6 @@ const insertRejects = `INSERT INTO cloudtrail_rejects (s3_bucket, s3_key, record
     SELECT s3_bucket, s3_key, rec, reason, raw FROM pgtrail_staging WHERE reason IS NOT NULL
     ON CONFLICT DO NOTHING`
 
-// upsertLedger records an object in the ledger. A redelivery's row keeps
-// the first delivery's counts but for duplicates, and takes the time of
-// this one: EXCLUDED.processed_at is the column's default, now(), as of
-// this transaction. (Citus refuses a function call such as now() in DO
-// UPDATE SET on a distributed table unless it is IMMUTABLE; the value of
-// the proposed row is the same on both.)
 const upsertLedger = `INSERT INTO cloudtrail_objects
     (s3_bucket, s3_key, size, events, inserted, duplicates, rejected, message_id)
     VALUES ($1, $2, $3, $4, $5, $6, $7, NULLIF($8, ''))
@@ -96,7 +90,7 @@ const upsertLedger = `INSERT INTO cloudtrail_objects
         deliveries = cloudtrail_objects.deliveries + 1,
         inserted = cloudtrail_objects.inserted + EXCLUDED.inserted,
         duplicates = EXCLUDED.duplicates,
-        processed_at = EXCLUDED.processed_at`
+        processed_at = EXCLUDED.processed_at -- the column's default; Citus refuses a function here`
 
 // Writing. Both write methods store every entry of their objects, and one
 // ledger row per object, in one transaction. An event that PostgreSQL
