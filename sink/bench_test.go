@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap"
 
 	"github.com/pgtrail/pgtrail/bench/gen"
@@ -140,8 +141,8 @@ func (r *streamRows) Next(row *cloudtrail.Entry) error {
 // three days of the generated data; probeAll of a batch) and which of 60
 // (two per object of a batch; probeSample), among 50,000 events, as the
 // buffered path's probe does, in the correlated form pgtrail used before
-// and in the non-correlated form that Citus can plan (probeEvents). The two
-// alternate, three times, on the same database.
+// and as the writer does now (probeEvents, matched in Go), which Citus can
+// plan. The two alternate, three times, on the same database.
 func BenchmarkProbe(b *testing.B) {
 	objs, _ := benchEvents(b, 50_000, 0)
 	ctx := context.Background()
@@ -176,25 +177,33 @@ func BenchmarkProbe(b *testing.B) {
 		for _, n := range []int{5000, 60} {
 			keys, at := ids[:n], times[:n]
 			for _, c := range []struct {
-				name string
-				sql  string
-				args []any
+				name  string
+				probe func() (int, error)
 			}{
-				{"correlated", correlatedProbe, []any{keys, at}},
-				{"in", sink.ProbeEvents, sink.ProbeArgs(keys, at)},
+				{"correlated", func() (int, error) {
+					// In a transaction, as ProbeStored and the writer run it.
+					tx, err := pg.Pool().Begin(ctx)
+					if err != nil {
+						return 0, err
+					}
+					defer tx.Rollback(ctx) //nolint:errcheck // read only
+					rows, err := tx.Query(ctx, correlatedProbe, keys, at)
+					if err != nil {
+						return 0, err
+					}
+					found, err := pgx.CollectRows(rows, pgx.RowTo[int])
+					return len(found), err
+				}},
+				{"ids", func() (int, error) {
+					found, err := pg.ProbeStored(ctx, keys, at)
+					return len(found), err
+				}},
 			} {
 				b.Run(fmt.Sprintf("keys=%d/%s/round=%d", n, c.name, round+1), func(b *testing.B) {
 					found := 0
 					for b.Loop() {
-						rows, err := pg.Pool().Query(ctx, c.sql, c.args...)
-						if err != nil {
-							b.Fatal(err)
-						}
-						found = 0
-						for rows.Next() {
-							found++
-						}
-						if err := rows.Err(); err != nil {
+						var err error
+						if found, err = c.probe(); err != nil {
 							b.Fatal(err)
 						}
 					}
