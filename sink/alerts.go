@@ -473,7 +473,7 @@ type Outcome struct {
 
 const recordAttempt = `INSERT INTO cloudtrail_alert_deliveries AS d (message_id, destination, attempts, last_attempt, last_error, delivered_at)
     VALUES ($1, $2, 1, now(), NULLIF($3, ''), CASE WHEN $3 = '' THEN now() END)
-    ON CONFLICT (message_id, destination) DO UPDATE SET attempts = d.attempts + 1, last_attempt = now(),
+    ON CONFLICT (message_id, destination) DO UPDATE SET attempts = d.attempts + 1, last_attempt = EXCLUDED.last_attempt,
         last_error = NULLIF($3, ''), delivered_at = coalesce(d.delivered_at, EXCLUDED.delivered_at)`
 
 // FinishAlerts records the outcomes of a relay's deliveries, in one

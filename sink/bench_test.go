@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"testing"
+	"time"
 
+	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap"
 
 	"github.com/pgtrail/pgtrail/bench/gen"
@@ -133,4 +135,84 @@ func (r *streamRows) Next(row *cloudtrail.Entry) error {
 	*row = r.items[0]
 	r.items = r.items[1:]
 	return nil
+}
+
+// BenchmarkProbe asks which of 5,000 keys are stored (half are, over the
+// three days of the generated data; probeAll of a batch) and which of 60
+// (two per object of a batch; probeSample), among 50,000 events, as the
+// buffered path's probe does, in the correlated form pgtrail used before
+// and as the writer does now (probeEvents, matched in Go), which Citus can
+// plan. The two alternate, three times, on the same database.
+func BenchmarkProbe(b *testing.B) {
+	objs, _ := benchEvents(b, 50_000, 0)
+	ctx := context.Background()
+	pg, err := sink.Open(ctx, sink.Config{URL: pgtest.New(b), MaxConns: 4}, zap.NewNop())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pg.Close()
+	if _, err := pg.Migrate(ctx); err != nil {
+		b.Fatal(err)
+	}
+	var ids []string
+	var times []time.Time
+	for i, o := range objs {
+		if _, err := write(ctx, pg, []*testObject{{Bucket: "bucket", Key: fmt.Sprint(i), Entries: o}}); err != nil {
+			b.Fatal(err)
+		}
+		for j, r := range o {
+			if len(ids) < 5000 && (i+j)%10 == 0 {
+				id := r.Event.EventID
+				if j%2 == 1 {
+					id += "-new"
+				}
+				ids, times = append(ids, id), append(times, r.Event.EventTime)
+			}
+		}
+	}
+	if _, err := pg.Pool().Exec(ctx, `VACUUM ANALYZE cloudtrail_events`); err != nil {
+		b.Fatal(err)
+	}
+	for round := range 3 {
+		for _, n := range []int{5000, 60} {
+			keys, at := ids[:n], times[:n]
+			for _, c := range []struct {
+				name  string
+				probe func() (int, error)
+			}{
+				{"correlated", func() (int, error) {
+					// In a transaction, as ProbeStored and the writer run it.
+					tx, err := pg.Pool().Begin(ctx)
+					if err != nil {
+						return 0, err
+					}
+					defer tx.Rollback(ctx) //nolint:errcheck // read only
+					rows, err := tx.Query(ctx, correlatedProbe, keys, at)
+					if err != nil {
+						return 0, err
+					}
+					found, err := pgx.CollectRows(rows, pgx.RowTo[int])
+					return len(found), err
+				}},
+				{"ids", func() (int, error) {
+					found, err := pg.ProbeStored(ctx, keys, at)
+					return len(found), err
+				}},
+			} {
+				b.Run(fmt.Sprintf("keys=%d/%s/round=%d", n, c.name, round+1), func(b *testing.B) {
+					found := 0
+					for b.Loop() {
+						var err error
+						if found, err = c.probe(); err != nil {
+							b.Fatal(err)
+						}
+					}
+					if found == 0 || found == len(keys) {
+						b.Fatalf("%d of %d keys found stored", found, len(keys))
+					}
+					b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(keys)), "ns/key")
+				})
+			}
+		}
+	}
 }

@@ -62,3 +62,25 @@ func classify(err error) error {
 	}
 	return err
 }
+
+// uniqueMessage begins PostgreSQL's message for a unique violation.
+const uniqueMessage = "duplicate key value violates unique constraint"
+
+// uniqueViolation reports whether err is a unique violation: SQLSTATE
+// 23505, or the condition itself, by its message, whatever the code. A
+// Citus coordinator relays a worker's unique violation during COPY as an
+// internal error, XX000, with the worker's message (and a shard's
+// constraint, such as cloudtrail_events_pkey_102008): by the code alone,
+// a batch that met a stored event would fail, again at every delivery,
+// instead of being written again without it. The message is matched in
+// English, the server's default lc_messages (docs/scaling.md).
+func uniqueViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	if pgErr.Code == "23505" {
+		return true
+	}
+	return strings.Contains(pgErr.Message, uniqueMessage)
+}

@@ -26,7 +26,7 @@ func (p *Postgres) RecordFailure(ctx context.Context, bucket, key, messageID str
 		VALUES ($1, $2, nullif($3, ''), $4, $5)
 		ON CONFLICT (s3_bucket, s3_key) DO UPDATE
 		SET message_id = excluded.message_id, error = excluded.error, permanent = excluded.permanent,
-		    failures = f.failures + 1, failed_at = now()`,
+		    failures = f.failures + 1, failed_at = excluded.failed_at`,
 		bucket, key, messageID, text, permanent)
 	if qerr != nil {
 		if isUndefinedTable(qerr) {
@@ -70,16 +70,21 @@ func ReadFailures(ctx context.Context, dsn string, objs []ObjectKey, timeout tim
 	if err := conn.QueryRow(ctx, `SELECT to_regclass('cloudtrail_failures') IS NOT NULL`).Scan(&haveTable); err != nil {
 		return nil, scrub(fmt.Errorf("postgres: %w", err), dsn)
 	}
-	failures := `SELECT NULL::text AS error, false AS permanent, 0 AS failures, NULL::timestamptz AS failed_at WHERE false`
+	// The subqueries are not correlated to the unnest, which Citus cannot
+	// plan (docs/scaling.md): each finds the rows of the keys asked.
+	failures := `SELECT NULL::text AS s3_bucket, NULL::text AS s3_key, NULL::text AS error, false AS permanent,
+			0 AS failures, NULL::timestamptz AS failed_at WHERE false`
 	if haveTable {
-		failures = `SELECT error, permanent, failures, failed_at FROM cloudtrail_failures f
-			WHERE f.s3_bucket = o.bucket AND f.s3_key = o.key`
+		failures = `SELECT s3_bucket, s3_key, error, permanent, failures, failed_at FROM cloudtrail_failures
+			WHERE s3_key = ANY($2)`
 	}
 	rows, err := conn.Query(ctx, `
 		SELECT o.bucket, o.key, f.error, coalesce(f.permanent, false), coalesce(f.failures, 0), f.failed_at,
-		       EXISTS (SELECT 1 FROM cloudtrail_objects l WHERE l.s3_bucket = o.bucket AND l.s3_key = o.key)
+		       l.s3_key IS NOT NULL
 		FROM unnest($1::text[], $2::text[]) AS o(bucket, key)
-		LEFT JOIN LATERAL (`+failures+`) f ON true`, buckets, keys)
+		LEFT JOIN (`+failures+`) f ON f.s3_bucket = o.bucket AND f.s3_key = o.key
+		LEFT JOIN (SELECT s3_bucket, s3_key FROM cloudtrail_objects WHERE s3_key = ANY($2)) l
+		       ON l.s3_bucket = o.bucket AND l.s3_key = o.key`, buckets, keys)
 	if err != nil {
 		return nil, scrub(fmt.Errorf("postgres: read failures: %w", err), dsn)
 	}

@@ -116,6 +116,7 @@ func (p *Postgres) migrate(ctx context.Context, all []migrations.Migration) ([]i
 		}
 	}
 	p.warnSchemaCreate(ctx, conn.Conn())
+	p.warnLockBudget(ctx, conn.Conn())
 	return done, nil
 }
 

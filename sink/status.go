@@ -31,6 +31,8 @@ type Status struct {
 	Rejects      int64
 	LastRejectAt time.Time
 	Partitions   PartitionSummary
+	// Locks compares the lock table with the partitions (locks.go).
+	Locks LockBudget
 	// Alerts is nil before migration 9 (status_alerts.go).
 	Alerts *AlertStatus
 }
@@ -146,6 +148,9 @@ WHERE i.inhparent = 'cloudtrail_events'::regclass`).Scan(
 		&st.Partitions.Count, &st.Partitions.Oldest, &st.Partitions.Newest, &st.Partitions.Bytes, &st.Partitions.RowsGuess)
 	if err != nil {
 		return fmt.Errorf("postgres: partitions: %w", err)
+	}
+	if st.Locks, err = readLockBudget(ctx, conn); err != nil {
+		return err
 	}
 	return st.queryAlerts(ctx, conn)
 }

@@ -90,7 +90,7 @@ const upsertLedger = `INSERT INTO cloudtrail_objects
         deliveries = cloudtrail_objects.deliveries + 1,
         inserted = cloudtrail_objects.inserted + EXCLUDED.inserted,
         duplicates = EXCLUDED.duplicates,
-        processed_at = now()`
+        processed_at = EXCLUDED.processed_at -- the column's default; Citus refuses a function here`
 
 // Writing. Both write methods store every entry of their objects, and one
 // ledger row per object, in one transaction. An event that PostgreSQL

@@ -66,6 +66,12 @@ type Config struct {
 	AllowedPrefixes []string `env:"PGTRAIL_ALLOWED_PREFIXES"`
 	// Migrate makes run apply migrations at start.
 	Migrate bool `env:"PGTRAIL_MIGRATE, default=true" want:"true or false"`
+	// Citus makes pgtrail migrate distribute the tables over the Citus
+	// cluster whose coordinator DATABASE_URL names, after the migrations
+	// (migrations/citus/distribute.sql, docs/scaling.md); it refuses if the
+	// citus extension is not installed. Unset, a database with the
+	// extension is migrated as plain PostgreSQL, and migrate says so.
+	Citus bool `env:"PGTRAIL_CITUS, default=false" want:"true or false"`
 	// RetentionDays is how many days of events to keep: run drops, once an
 	// hour, the day partitions wholly older than that, and pgtrail
 	// retention does so on demand. 0 keeps everything. Migrating as the

@@ -347,11 +347,29 @@ func openMigrated(ctx context.Context, a *app) (*sink.Postgres, error) {
 	return pg, nil
 }
 
+// distribute lays the tables out over Citus when PGTRAIL_CITUS=true; when
+// it is not set but the citus extension is installed, it says that the
+// tables stay as on plain PostgreSQL. Distribution is never implied: it
+// copies every row and cannot be undone by pgtrail.
+func distribute(ctx context.Context, e *app, pg *sink.Postgres) error {
+	if e.cfg.Citus {
+		return pg.Distribute(ctx)
+	}
+	installed, err := pg.CitusInstalled(ctx)
+	if err != nil {
+		return err
+	}
+	if installed {
+		e.log.Info("the citus extension is installed, but PGTRAIL_CITUS is not true: pgtrail's tables are left as they are; set PGTRAIL_CITUS=true to distribute them (docs/scaling.md)")
+	}
+	return nil
+}
+
 func cmdMigrate(ctx context.Context, e *app, args []string) error {
 	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(e.stderr, "usage: pgtrail migrate\n\nApplies the embedded migrations to DATABASE_URL, under an advisory lock: safe when\nmany workers start at once, and a no-op when the schema is current.")
+		fmt.Fprintln(e.stderr, "usage: pgtrail migrate\n\nApplies the embedded migrations to DATABASE_URL, under an advisory lock: safe when\nmany workers start at once, and a no-op when the schema is current. With\nPGTRAIL_CITUS=true it then distributes the tables over a Citus cluster\n(docs/scaling.md).")
 	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -367,6 +385,9 @@ func cmdMigrate(ctx context.Context, e *app, args []string) error {
 	defer pg.Close()
 	applied, err := pg.Migrate(ctx)
 	if err != nil {
+		return err
+	}
+	if err := distribute(ctx, e, pg); err != nil {
 		return err
 	}
 	if len(applied) == 0 {

@@ -199,6 +199,9 @@ func (st *status) print(w io.Writer, cfg *Config) {
 			}
 			row("  partitions", "%d daily, %s to %s, %s%s", p.Count, partitionDay(p.Oldest), partitionDay(p.Newest), bytesIEC(p.Bytes), rows)
 		}
+		if warn := db.Locks.Warning(); warn != "" {
+			row("  locks", "WARNING: %s", warn)
+		}
 		row("  retention", "%s", st.retention(cfg.RetentionDays))
 		st.printAlerts(row, cfg)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/pgtrail/pgtrail/internal/localaws"
 	"github.com/pgtrail/pgtrail/internal/pgtest"
+	"github.com/pgtrail/pgtrail/sink"
 )
 
 // lockedBuffer is a bytes.Buffer that a running command and the test may
@@ -275,5 +276,26 @@ func TestStatusRetention(t *testing.T) {
 	}
 	if got := st.retention(7); !strings.Contains(got, "OVERDUE: 2026-03-01 is still there") {
 		t.Errorf("retention(7) with a partition two days past the cutoff = %q", got)
+	}
+}
+
+// TestStatusWarnsOfSmallLockTable: status names max_locks_per_transaction
+// and the value to set when the lock table is small for the partitions,
+// and says nothing of it otherwise.
+func TestStatusWarnsOfSmallLockTable(t *testing.T) {
+	t.Parallel()
+	st := &status{Now: time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)}
+	st.DB.Schema, st.DB.Binary = 12, 12
+	st.DB.Partitions = sink.PartitionSummary{Count: 365, Oldest: "cloudtrail_events_20250310", Newest: "cloudtrail_events_20260309"}
+	st.DB.Locks = sink.LockBudget{MaxLocksPerTransaction: 64, MaxConnections: 100, Partitions: 365, Indexes: 12}
+	var out strings.Builder
+	st.print(&out, &Config{})
+	wantLines(t, out.String(), "partitions", "365 daily", "locks", "WARNING", "set max_locks_per_transaction = 512")
+
+	st.DB.Locks.MaxLocksPerTransaction = 512
+	out.Reset()
+	st.print(&out, &Config{})
+	if strings.Contains(out.String(), "max_locks_per_transaction") {
+		t.Errorf("status warns with max_locks_per_transaction = 512:\n%s", out.String())
 	}
 }
