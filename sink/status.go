@@ -33,6 +33,8 @@ type Status struct {
 	Partitions   PartitionSummary
 	// Alerts is nil before migration 9 (status_alerts.go).
 	Alerts *AlertStatus
+	// Integrity is nil before migration 11 (status_integrity.go).
+	Integrity *IntegrityStatus
 }
 
 // IngestWindow sums the ledger over a period.
@@ -147,7 +149,10 @@ WHERE i.inhparent = 'cloudtrail_events'::regclass`).Scan(
 	if err != nil {
 		return fmt.Errorf("postgres: partitions: %w", err)
 	}
-	return st.queryAlerts(ctx, conn)
+	if err := st.queryAlerts(ctx, conn); err != nil {
+		return err
+	}
+	return st.queryIntegrity(ctx, conn)
 }
 
 // connectReadOnly opens a read-only session of its own for a command that
