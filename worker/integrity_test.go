@@ -23,6 +23,7 @@ import (
 type integrity struct {
 	*env
 	proc *worker.Processor
+	reg  *prometheus.Registry
 }
 
 // integrityGrace is the verifier's grace period in these tests: a log file
@@ -43,10 +44,11 @@ func setupIntegrity(t *testing.T) *integrity {
 		t.Fatal(err)
 	}
 	log := zaptest.NewLogger(t)
-	m := worker.NewMetrics(prometheus.NewRegistry())
+	reg := prometheus.NewRegistry()
+	m := worker.NewMetrics(reg)
 	proc := worker.NewProcessor(e.config(), e.aws.S3(), e.pg, e.pg, m, log)
 	proc.SetDigestVerifier(worker.NewDigestVerifier(e.aws.S3(), e.pg, keys, integrityGrace, m, log))
-	return &integrity{env: e, proc: proc}
+	return &integrity{env: e, proc: proc, reg: reg}
 }
 
 // upload puts a log file or digest, with its metadata.
@@ -313,4 +315,43 @@ func TestIntegrity(t *testing.T) {
 			}
 		})
 	}
+	// The metrics count the verdicts of the digests checked: four invalid
+	// (signature, key, moved, missing), and their log files (the tampered
+	// one twice: its digest was delivered twice). A log file checked on
+	// arrival is counted by its alert, not here.
+	for _, c := range []struct {
+		name, verdict string
+		want          float64
+	}{
+		{"pgtrail_integrity_digests_total", "invalid", 4},
+		{"pgtrail_integrity_log_files_total", "hash_mismatch", 2},
+		{"pgtrail_integrity_log_files_total", "not_listed", 1},
+		{"pgtrail_integrity_log_files_total", "trailing_data", 1},
+	} {
+		if got := w.counter(c.name, c.verdict); got != c.want {
+			t.Errorf("%s{verdict=%q} = %v, want %v", c.name, c.verdict, got, c.want)
+		}
+	}
+}
+
+// counter returns the value of the counter name{verdict}.
+func (w *integrity) counter(name, verdict string) float64 {
+	w.t.Helper()
+	mfs, err := w.reg.Gather()
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "verdict" && l.GetValue() == verdict {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
 }
