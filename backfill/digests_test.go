@@ -3,8 +3,6 @@ package backfill_test
 import (
 	"bytes"
 	"context"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -56,12 +54,7 @@ func TestBackfillDigests(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	dir := t.TempDir()
-	key := digesttest.TestKey()
-	if err := os.WriteFile(filepath.Join(dir, key.Fingerprint+".pem"), key.PEM(false), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	keys, err := digestkeys.LoadDir(dir)
+	keys, err := digestkeys.LoadDir(digesttest.TestKey().KeyDir(t, false))
 	if err != nil {
 		t.Fatal(err)
 	}

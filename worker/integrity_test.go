@@ -2,8 +2,6 @@ package worker_test
 
 import (
 	"bytes"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -34,12 +32,7 @@ const integrityGrace = 30 * time.Minute
 func setupIntegrity(t *testing.T) *integrity {
 	t.Helper()
 	e := setupE2E(t, 30, 3)
-	dir := t.TempDir()
-	key := digesttest.TestKey()
-	if err := os.WriteFile(filepath.Join(dir, key.Fingerprint+".pem"), key.PEM(true), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	keys, err := digestkeys.LoadDir(dir)
+	keys, err := digestkeys.LoadDir(digesttest.TestKey().KeyDir(t, true))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,6 +191,11 @@ func TestIntegrity(t *testing.T) {
 			if n := w.alerts(a.Key); n != 1 {
 				t.Errorf("alerts after redelivery: %d, want 1", n)
 			}
+			// Analysts see it, with both hashes.
+			if n := w.count(`SELECT count(*) FROM ct_integrity_files WHERE s3_key = $1 AND verdict = 'hash_mismatch'
+                AND expected_sha256 <> ingested_sha256`, a.Key); n != 1 {
+				t.Errorf("ct_integrity_files rows for the tampered file: %d, want 1", n)
+			}
 			return []want{{key: d.Key, verdict: "valid", gap: true}, {key: a.Key, verdict: "hash_mismatch", alert: true}}
 		}},
 		{"log file deleted before it was ingested", func(t *testing.T) []want {
@@ -251,6 +249,7 @@ func TestIntegrity(t *testing.T) {
 			d1 := tr.Digest(hour(1))
 			d2 := tr.Digest(hour(2))
 			w.deliver(d2) // d1 was never delivered
+			w.commit(d2)  // and again: the missing digest stays its own verdict
 			return []want{{key: d1.Key, verdict: "invalid: not found", alert: true}, {key: d2.Key, verdict: "valid"}}
 		}},
 		{"previous digest fetched when not yet checked", func(t *testing.T) []want {
