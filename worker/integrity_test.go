@@ -2,6 +2,7 @@ package worker_test
 
 import (
 	"bytes"
+	"context"
 	"testing"
 	"time"
 
@@ -353,4 +354,41 @@ func (w *integrity) counter(name, verdict string) float64 {
 		}
 	}
 	return 0
+}
+
+// TestIntegrityThroughQueue: a log file and its digest announced on the
+// queue as CloudTrail announces them are ingested and checked by a running
+// worker, and their messages deleted.
+func TestIntegrityThroughQueue(t *testing.T) {
+	w := setupIntegrity(t)
+	cfg := w.config()
+	m := worker.NewMetrics(prometheus.NewRegistry())
+	wk := worker.New(cfg, w.aws.SQS(), w.proc, m, zaptest.NewLogger(t))
+	ctx, cancel := context.WithCancel(w.ctx)
+	done := make(chan error, 1)
+	go func() { done <- wk.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("worker.Run: %v", err)
+		}
+	}()
+
+	tr := &digesttest.Trail{Bucket: w.bucket, AccountID: "100000000099", Region: "eu-west-1", Name: "main", HomeRegion: "eu-west-1"}
+	a := tr.LogFile(hour(0).Add(5 * time.Minute))
+	d := tr.Digest(hour(1), a)
+	w.upload(a)
+	w.upload(d)
+	w.publish(cloudTrailBody(w.bucket, a.Key))
+	w.waitFor("the log file", 20*time.Second, func() bool {
+		return w.count(`SELECT count(*) FROM cloudtrail_objects WHERE s3_key = $1`, a.Key) == 1
+	})
+	w.publish(cloudTrailBody(w.bucket, d.Key))
+	w.waitFor("the digest's verdict", 20*time.Second, func() bool {
+		return w.file(a.Key) == "verified"
+	})
+	if v, gap := w.digest(d.Key); v != "valid" || !gap {
+		t.Errorf("digest: %s (gap %v), want valid after a gap", v, gap)
+	}
+	w.waitFor("the queue to empty", 20*time.Second, func() bool { return w.depth(w.queueURL) == 0 })
 }
