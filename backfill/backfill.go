@@ -83,6 +83,10 @@ type Config struct {
 	Accounts, Regions []string
 	// DryRun lists and counts, and reads nothing.
 	DryRun bool
+	// Digests lists the digest files in range too (CloudTrail-Digest/),
+	// and has the processor check them once the log files are loaded,
+	// each chain in time order (docs/integrity.md).
+	Digests bool
 	// QueueURL, when set, makes Run enqueue one notification per object
 	// instead of reading it.
 	QueueURL string
@@ -136,7 +140,7 @@ func (s Stats) Remaining() time.Duration {
 type Stream struct {
 	Org     string // o-… for an organization trail, else empty
 	Account string
-	Kind    cloudtrail.KeyKind // KeyLog or KeyInsight
+	Kind    cloudtrail.KeyKind // KeyLog, KeyInsight, or KeyDigest (Config.Digests)
 	Region  string
 }
 
@@ -166,6 +170,15 @@ type Summary struct {
 	PerRegion []Count
 	// Failures name each object that failed, with its error.
 	Failures []string
+}
+
+// kinds are the kinds of files to list: those that hold events, and the
+// digests when Config.Digests asks for them.
+func (b *run) kinds() []cloudtrail.KeyKind {
+	if b.cfg.Digests {
+		return append(cloudtrail.EventKinds(), cloudtrail.KeyDigest)
+	}
+	return cloudtrail.EventKinds()
 }
 
 // Run backfills cfg's range. It returns an error only when it cannot
@@ -227,6 +240,9 @@ func Run(ctx context.Context, cfg Config, d Deps) (Summary, error) {
 		})
 	}
 	err = g.Wait()
+	if err == nil {
+		err = b.checkDigests(ctx)
+	}
 	if enq != nil {
 		if ferr := enq.flush(ctx); err == nil {
 			err = ferr
@@ -267,6 +283,8 @@ type run struct {
 	mu        sync.Mutex
 	perRegion map[[2]string]*Count
 	failures  []string
+	// digests wait for the log files to be loaded (checkDigests).
+	digests []listed
 }
 
 // listed is one object found in range.
@@ -339,7 +357,7 @@ func (b *run) discover(ctx context.Context) ([]Stream, error) {
 		if err != nil {
 			return nil, err
 		}
-		for _, kind := range cloudtrail.EventKinds() {
+		for _, kind := range b.kinds() {
 			if !slices.Contains(have, kind.Folder()) {
 				continue
 			}
@@ -419,7 +437,43 @@ func (b *run) handle(ctx context.Context, l listed, enq *enqueuer) error {
 		return nil
 	case enq != nil:
 		return enq.add(ctx, l)
+	case l.stream.Kind == cloudtrail.KeyDigest:
+		b.mu.Lock()
+		b.digests = append(b.digests, l)
+		b.mu.Unlock()
+		return nil
 	}
+	return b.load(ctx, l)
+}
+
+// checkDigests hands the digests found to the processor once the log files
+// they list are loaded, so that each is compared with what was loaded, and
+// each chain (a stream: its keys sort by end time) in order, so that each
+// digest's previous one is checked before it. Chains go side by side.
+func (b *run) checkDigests(ctx context.Context) error {
+	byStream := map[Stream][]listed{}
+	for _, l := range b.digests {
+		byStream[l.stream] = append(byStream[l.stream], l)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(b.cfg.ObjectConcurrency)
+	for _, chain := range byStream {
+		slices.SortFunc(chain, func(x, y listed) int { return strings.Compare(x.key, y.key) })
+		g.Go(func() error {
+			for _, l := range chain {
+				if err := b.load(gctx, l); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// load commits one object through the processor and counts it; only ctx
+// ending is an error.
+func (b *run) load(ctx context.Context, l listed) error {
 	res, err := b.d.Processor.CommitObject(ctx, worker.ObjectRef{Bucket: b.cfg.Bucket, Key: l.key, Size: l.size})
 	if err != nil {
 		if ctx.Err() != nil {

@@ -134,8 +134,8 @@ type Decoder struct {
 	lim Limits
 	src sourceReader
 	br  *bufio.Reader
-	gz  *gzip.Reader
-	in  io.Reader // br, or gz reading from br
+	gz  *DigestLogReader // inflates, and hashes for the digest (LogRead)
+	in  io.Reader        // br, or gz reading from br
 
 	buf   []byte // buf[r:w] is read but not yet consumed
 	r, w  int
@@ -211,7 +211,7 @@ func (d *Decoder) Reset(r io.Reader) error {
 		d.err = fmt.Errorf("read object: %w", err)
 	case len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b:
 		if d.gz == nil {
-			d.gz, err = gzip.NewReader(d.br)
+			d.gz, err = NewDigestLogReader(d.br)
 		} else {
 			err = d.gz.Reset(d.br)
 		}
@@ -223,6 +223,18 @@ func (d *Decoder) Reset(r io.Reader) error {
 		d.in = d.br
 	}
 	return d.err
+}
+
+// LogRead returns what a digest needs to know of the object just decoded:
+// the SHA-256 of its uncompressed bytes and whether anything followed its
+// gzip stream (DigestLogReader). It is computed while the object is
+// inflated, at no extra read. ok is false for an object that is not gzip
+// (CloudTrail delivers none), or before Next or NextEntry returned io.EOF.
+func (d *Decoder) LogRead() (read DigestLogRead, ok bool) {
+	if d.in != d.gz || d.gz == nil || !errors.Is(d.err, io.EOF) {
+		return DigestLogRead{}, false
+	}
+	return d.gz.Result(), true
 }
 
 // Next returns the raw bytes of the next record, valid until the next call

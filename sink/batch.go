@@ -250,10 +250,8 @@ func (p *Postgres) copyBatch(ctx context.Context, objs []*Object, res []WriteRes
 	for _, r := range rejects {
 		batch.Queue(insertReject, r.S3Bucket, r.S3Key, r.Index, r.Reason, r.Raw)
 	}
-	for i, o := range objs {
-		r := &res[i]
-		r.Duplicates = r.Events - r.Inserted
-		batch.Queue(upsertLedger, o.Bucket, o.Key, o.Size, r.Events, r.Inserted, r.Duplicates, r.Rejected, o.MessageID)
+	if err := p.queueLedger(ctx, batch, objs, res); err != nil {
+		return err
 	}
 	if err := tx.SendBatch(ctx, batch).Close(); err != nil {
 		return fmt.Errorf("postgres: ledger: %w", classify(err))

@@ -303,8 +303,9 @@ func checkPrivileges(t *testing.T, h *hostileDB) {
           AND c.relkind IN ('r', 'p', 'v', 'S')
           AND c.relowner OPERATOR(pg_catalog.=) (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = $3)
           AND pg_catalog.has_table_privilege(r.login, c.oid, p.priv)
-          AND NOT (r.kind = 'w' AND p.priv = 'INSERT' AND c.relname ~ '^(cloudtrail_events|cloudtrail_rejects|cloudtrail_objects|cloudtrail_failures|cloudtrail_alert)')
-          AND NOT (r.kind = 'w' AND p.priv = 'UPDATE' AND c.relname IN ('cloudtrail_objects', 'cloudtrail_failures', 'cloudtrail_alert_deliveries', 'cloudtrail_alert_summaries'))
+          AND NOT (r.kind = 'w' AND p.priv = 'INSERT' AND c.relname ~ '^(cloudtrail_events|cloudtrail_rejects|cloudtrail_objects|cloudtrail_failures|cloudtrail_alert|cloudtrail_digest)')
+          AND NOT (r.kind = 'w' AND p.priv = 'UPDATE' AND c.relname IN ('cloudtrail_objects', 'cloudtrail_failures', 'cloudtrail_alert_deliveries', 'cloudtrail_alert_summaries',
+              'cloudtrail_digests', 'cloudtrail_digest_files'))
         UNION ALL
         SELECT r.login, p.proname::text, 'EXECUTE'
         FROM pg_catalog.pg_proc p

@@ -82,6 +82,8 @@ func (p *Postgres) migrate(ctx context.Context, all []migrations.Migration) ([]i
 	}
 
 	var done []int
+	// What the writer learned of the schema may change.
+	defer p.forgetLedgerColumns()
 	for _, m := range all {
 		if applied[m.Version] {
 			continue

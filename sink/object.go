@@ -16,6 +16,19 @@ type Object struct {
 	// MessageID is the SQS message that named the object; empty for a
 	// local file.
 	MessageID string
+	// Read is what inflating the object found for its digest: the SHA-256
+	// of its uncompressed bytes, and whether bytes followed its gzip
+	// stream. The zero value (not Complete) stores no hash.
+	Read cloudtrail.DigestLogRead
+}
+
+// contentSHA256 is the ledger's content_sha256: nil (NULL) when the object
+// was not read to the end of a gzip stream.
+func (o *Object) contentSHA256() []byte {
+	if !o.Read.Complete {
+		return nil
+	}
+	return o.Read.Hash[:]
 }
 
 // Name is s3://bucket/key, or a local file's path.

@@ -151,6 +151,7 @@ var readable = []string{
 	"ct_vpc_changes", "ct_organizations_changes",
 	"cloudtrail_alerts", "cloudtrail_alert_deliveries", "cloudtrail_alert_summaries",
 	"ct_open_alerts_by_rule", "ct_open_alerts_by_principal", "ct_open_alerts_by_account",
+	"cloudtrail_digests", "cloudtrail_digest_files", "ct_integrity_files", "ct_integrity_digests",
 }
 
 func TestReaderCanOnlyRead(t *testing.T) {

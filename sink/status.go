@@ -35,6 +35,8 @@ type Status struct {
 	Locks LockBudget
 	// Alerts is nil before migration 9 (status_alerts.go).
 	Alerts *AlertStatus
+	// Integrity is nil before migration 11 (status_integrity.go).
+	Integrity *IntegrityStatus
 }
 
 // IngestWindow sums the ledger over a period.
@@ -152,7 +154,10 @@ WHERE i.inhparent = 'cloudtrail_events'::regclass`).Scan(
 	if st.Locks, err = readLockBudget(ctx, conn); err != nil {
 		return err
 	}
-	return st.queryAlerts(ctx, conn)
+	if err := st.queryAlerts(ctx, conn); err != nil {
+		return err
+	}
+	return st.queryIntegrity(ctx, conn)
 }
 
 // connectReadOnly opens a read-only session of its own for a command that

@@ -84,6 +84,20 @@ const insertRejects = `INSERT INTO cloudtrail_rejects (s3_bucket, s3_key, record
     ON CONFLICT DO NOTHING`
 
 const upsertLedger = `INSERT INTO cloudtrail_objects
+    (s3_bucket, s3_key, size, events, inserted, duplicates, rejected, message_id, content_sha256, trailing_data)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, NULLIF($8, ''), $9, $10)
+    ON CONFLICT (s3_bucket, s3_key) DO UPDATE SET
+        deliveries = cloudtrail_objects.deliveries + 1,
+        inserted = cloudtrail_objects.inserted + EXCLUDED.inserted,
+        duplicates = EXCLUDED.duplicates,
+        content_sha256 = coalesce(cloudtrail_objects.content_sha256, EXCLUDED.content_sha256),
+        trailing_data = cloudtrail_objects.trailing_data OR EXCLUDED.trailing_data,
+        processed_at = now()`
+
+// upsertLedgerUnhashed is upsertLedger for a database not yet migrated to
+// 0011, whose ledger has no hash columns: a worker upgraded before its
+// database keeps writing.
+const upsertLedgerUnhashed = `INSERT INTO cloudtrail_objects
     (s3_bucket, s3_key, size, events, inserted, duplicates, rejected, message_id)
     VALUES ($1, $2, $3, $4, $5, $6, $7, NULLIF($8, ''))
     ON CONFLICT (s3_bucket, s3_key) DO UPDATE SET
@@ -91,6 +105,30 @@ const upsertLedger = `INSERT INTO cloudtrail_objects
         inserted = cloudtrail_objects.inserted + EXCLUDED.inserted,
         duplicates = EXCLUDED.duplicates,
         processed_at = EXCLUDED.processed_at -- the column's default; Citus refuses a function here`
+
+// queueLedger queues the ledger rows of objs, with what res counted, and
+// the integrity check of those a digest listed before they arrived
+// (integrity.go).
+func (p *Postgres) queueLedger(ctx context.Context, batch *pgx.Batch, objs []*Object, res []WriteResult) error {
+	hashed, err := p.ledgerHashed(ctx)
+	if err != nil {
+		return err
+	}
+	for i, o := range objs {
+		r := &res[i]
+		r.Duplicates = r.Events - r.Inserted
+		if !hashed {
+			batch.Queue(upsertLedgerUnhashed, o.Bucket, o.Key, o.Size, r.Events, r.Inserted, r.Duplicates, r.Rejected, o.MessageID)
+			continue
+		}
+		batch.Queue(upsertLedger, o.Bucket, o.Key, o.Size, r.Events, r.Inserted, r.Duplicates, r.Rejected, o.MessageID,
+			o.contentSHA256(), o.Read.Trailing)
+	}
+	if hashed {
+		queueLateFiles(batch, objs)
+	}
+	return nil
+}
 
 // Writing. Both write methods store every entry of their objects, and one
 // ledger row per object, in one transaction. An event that PostgreSQL
@@ -185,10 +223,8 @@ func (p *Postgres) writeStaged(ctx context.Context, objs []*Object, srcs []Entry
 	}
 
 	batch := &pgx.Batch{}
-	for i, o := range objs {
-		r := &res[i]
-		r.Duplicates = r.Events - r.Inserted
-		batch.Queue(upsertLedger, o.Bucket, o.Key, o.Size, r.Events, r.Inserted, r.Duplicates, r.Rejected, o.MessageID)
+	if err := p.queueLedger(ctx, batch, objs, res); err != nil {
+		return nil, err
 	}
 	if err := tx.SendBatch(ctx, batch).Close(); err != nil {
 		return nil, fmt.Errorf("postgres: ledger: %w", classify(err))

@@ -27,6 +27,8 @@ type Metrics struct {
 	stage                *prometheus.HistogramVec
 	visibilityExtensions prometheus.Counter
 	pollersPaused        prometheus.Gauge
+	digests              *prometheus.CounterVec
+	digestFiles          *prometheus.CounterVec
 }
 
 // NewMetrics creates the collectors and registers them with reg.
@@ -48,7 +50,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		messageAge: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "pgtrail_message_age_seconds", Help: "Age of messages at receive (from SentTimestamp).", Buckets: prometheus.ExponentialBuckets(1, 3, 10)}),
 		objects: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "pgtrail_objects_processed_total", Help: "Objects by outcome: ok, failed, digest (skipped), already_processed (skipped)."}, []string{"outcome"}),
+			Name: "pgtrail_objects_processed_total", Help: "Objects by outcome: ok, failed, digest (checked, or skipped when integrity checks are off), already_processed (skipped)."}, []string{"outcome"}),
 		objectsInFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "pgtrail_objects_in_flight", Help: "Objects being fetched, decoded and written."}),
 		bytes: prometheus.NewCounter(prometheus.CounterOpts{
@@ -61,10 +63,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "pgtrail_visibility_extensions_total", Help: "Visibility timeout extensions of messages being processed."}),
 		pollersPaused: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "pgtrail_pollers_paused", Help: "1 while the database is unreachable: the pollers receive nothing and the messages in hand are held until it answers."}),
+		digests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pgtrail_integrity_digests_total", Help: "CloudTrail digest files checked, by verdict: valid, invalid; gap counts those that start a chain after a gap."}, []string{"verdict"}),
+		digestFiles: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pgtrail_integrity_log_files_total", Help: "Log files checked against a digest, by verdict: verified, hash_mismatch, trailing_data, not_hashed, listed_not_ingested, not_listed."}, []string{"verdict"}),
 	}
 	reg.MustRegister(m.messagesReceived, m.messagesDeleted, m.messagesFailed, m.receiveErrors,
 		m.messagesInFlight, m.oldestMessageAge, m.messageAge, m.objects, m.objectsInFlight, m.bytes,
-		m.events, m.stage, m.visibilityExtensions, m.pollersPaused)
+		m.events, m.stage, m.visibilityExtensions, m.pollersPaused, m.digests, m.digestFiles)
+	for _, v := range []string{"valid", "invalid", "gap"} {
+		m.digests.WithLabelValues(v)
+	}
 	for _, r := range []string{"unrecognized", "permanent", "transient", "shutdown"} {
 		m.messagesFailed.WithLabelValues(r)
 	}
@@ -179,5 +188,23 @@ func (m *Metrics) stages(decode, write time.Duration) {
 	if m != nil {
 		m.stage.WithLabelValues("decode").Observe(decode.Seconds())
 		m.stage.WithLabelValues("write").Observe(write.Seconds())
+	}
+}
+
+// digestChecked counts a digest's verdict and its log files' verdicts.
+func (m *Metrics) digestChecked(rec sink.DigestRecord, files sink.DigestFiles) {
+	if m == nil {
+		return
+	}
+	verdict := "valid"
+	if !rec.Valid {
+		verdict = "invalid"
+	}
+	m.digests.WithLabelValues(verdict).Inc()
+	if rec.GapBefore {
+		m.digests.WithLabelValues("gap").Inc()
+	}
+	for v, n := range files {
+		m.digestFiles.WithLabelValues(v).Add(float64(n))
 	}
 }

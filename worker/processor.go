@@ -53,6 +53,34 @@ type Processor struct {
 	// chunks the memory their entries are carved from (cloudtrail's arena).
 	bodies sync.Pool
 	chunks cloudtrail.ChunkPool
+	// digests checks digest files; nil skips them.
+	digests *DigestVerifier
+}
+
+// SetDigestVerifier makes the processor check the digest files it is
+// given with v, instead of skipping them. Call it before the first object.
+func (p *Processor) SetDigestVerifier(v *DigestVerifier) { p.digests = v }
+
+// commitDigest checks a digest file, with retries, or skips it when no
+// DigestVerifier is set.
+func (p *Processor) commitDigest(ctx context.Context, ref ObjectRef, log *zap.Logger) error {
+	if p.digests == nil || cloudtrail.KindOfKey(ref.Key) != cloudtrail.KeyDigest {
+		log.Debug("digest file skipped")
+		p.metrics.objectDone("digest", sink.WriteResult{})
+		return nil
+	}
+	err := p.backoff.Retry(ctx, func() error {
+		_, err := p.digests.Verify(ctx, ref.Bucket, ref.Key)
+		return err
+	}, func(attempt int, err error) {
+		log.Warn("digest check failed; retrying", zap.Int("attempt", attempt), zap.Error(err))
+	})
+	if err != nil {
+		p.metrics.objectDone("failed", sink.WriteResult{})
+		return err
+	}
+	p.metrics.objectDone("digest", sink.WriteResult{})
+	return nil
 }
 
 // NewProcessor returns a Processor. s3 and ledger may be nil for local
@@ -137,7 +165,8 @@ func (s *slot) release() {
 // CommitObject commits one S3 object, as a message's objects are: same
 // allow-list, caps, rejects, retries and object concurrency. It is for
 // sources other than the queue, such as a backfill, which looks objects up
-// in the ledger itself; CommitObject does not. A digest file is skipped.
+// in the ledger itself; CommitObject does not. A digest file is checked
+// (SetDigestVerifier), or skipped.
 func (p *Processor) CommitObject(ctx context.Context, ref ObjectRef) (sink.WriteResult, error) {
 	return p.commitObject(ctx, "", ref, false)
 }
@@ -155,9 +184,7 @@ func (p *Processor) commitObject(ctx context.Context, messageID string, ref Obje
 	}
 	if cloudtrail.IsDigestKey(ref.Key) {
 		// Digest files prove integrity; they hold no events.
-		log.Debug("digest file skipped")
-		p.metrics.objectDone("digest", sink.WriteResult{})
-		return sink.WriteResult{}, nil
+		return sink.WriteResult{}, p.commitDigest(ctx, ref, log)
 	}
 	s := &slot{sem: p.objects}
 	defer s.release()
@@ -320,6 +347,7 @@ func (p *Processor) write(ctx context.Context, obj *sink.Object, r io.Reader, s 
 		err := stream.Next(&e)
 		if err == io.EOF {
 			decoded := time.Since(start)
+			obj.Read, _ = dec.LogRead()
 			// The entries wait for their batch under the queue's budget,
 			// not in the object's slot.
 			n := int64(min(size, maxQueuedBytes))
@@ -351,7 +379,9 @@ func (p *Processor) write(ctx context.Context, obj *sink.Object, r io.Reader, s 
 	// the garbage collector as the sink is done with them.
 	dec.Recycle(nil)
 	stream.ahead = buf
-	res, err := p.sink.WriteStreamed(ctx, &sink.StreamedObject{Object: *obj, Entries: stream})
+	so := &sink.StreamedObject{Object: *obj, Entries: stream}
+	stream.obj = &so.Object // the ledger row it writes once the stream ends
+	res, err := p.sink.WriteStreamed(ctx, so)
 	p.metrics.stages(stream.decodeTime, time.Since(start)-stream.decodeTime)
 	if err != nil {
 		return sink.WriteResult{}, err
@@ -361,7 +391,8 @@ func (p *Processor) write(ctx context.Context, obj *sink.Object, r io.Reader, s 
 
 // decodeStream is the sink.EntrySource of a streamed object: it decodes and
 // normalizes one record per call, and turns a record that cannot be
-// normalized into a Reject. Entries decoded ahead come first.
+// normalized into a Reject. Entries decoded ahead come first. At the end it
+// sets obj.Read, for the ledger.
 type decodeStream struct {
 	dec        *cloudtrail.Decoder
 	obj        *sink.Object
@@ -380,6 +411,8 @@ func (r *decodeStream) Next(e *cloudtrail.Entry) error {
 	err := r.dec.NextEntry(e, r.obj.Bucket, r.obj.Key)
 	r.decodeTime += time.Since(start)
 	if err == io.EOF {
+		// The sink writes the object's ledger row after its last entry.
+		r.obj.Read, _ = r.dec.LogRead()
 		return io.EOF
 	}
 	if err != nil {

@@ -18,13 +18,15 @@ import (
 	"github.com/pgtrail/pgtrail/worker"
 )
 
-const backfillUsage = `usage: pgtrail backfill -bucket B [-prefix P] -from DATE [-to DATE] [-accounts A,…] [-regions R,…] [-dry-run] [-enqueue]
+const backfillUsage = `usage: pgtrail backfill -bucket B [-prefix P] -from DATE [-to DATE] [-accounts A,…] [-regions R,…] [-dry-run] [-enqueue] [-digests]
 
 Loads the CloudTrail log files of the days from -from to -to (UTC,
 YYYY-MM-DD, inclusive; -to defaults to today) through the same path as run.
 Objects already stored are skipped, so a backfill may run beside run, and be
 run again to resume. -dry-run only counts; -enqueue sends one notification
-per object to SQS_QUEUE_URL for the workers to load.
+per object to SQS_QUEUE_URL for the workers to load. -digests also checks
+the digest files of the range, once the log files are loaded
+(docs/integrity.md).
 
 `
 
@@ -41,6 +43,7 @@ func cmdBackfill(ctx context.Context, a *app, args []string) error {
 	regions := fs.String("regions", "", "comma-separated regions to keep; default all")
 	dry := fs.Bool("dry-run", false, "list and count, read nothing")
 	enqueue := fs.Bool("enqueue", false, "send one notification per object to SQS_QUEUE_URL instead of reading it")
+	digests := fs.Bool("digests", false, "also check the digest files in range (CloudTrail-Digest/), after the log files")
 	lists := fs.Int("list-concurrency", 8, "day listings in progress at once")
 	rps := fs.Float64("s3-rate", 200, "S3 requests per second at most (0: no cap)")
 	every := fs.Duration("progress-every", 10*time.Second, "interval of the progress log lines when not on a terminal")
@@ -48,7 +51,11 @@ func cmdBackfill(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	cfg := backfill.Config{Bucket: *bucket, Prefix: *prefix, DryRun: *dry, ListConcurrency: *lists,
-		ObjectConcurrency: a.cfg.ObjectConcurrency, Accounts: split(*accounts), Regions: split(*regions)}
+		ObjectConcurrency: a.cfg.ObjectConcurrency, Accounts: split(*accounts), Regions: split(*regions), Digests: *digests}
+	if *digests && !a.cfg.Integrity {
+		fmt.Fprintln(a.stderr, "pgtrail: backfill: -digests needs PGTRAIL_INTEGRITY=true")
+		return exitError(2)
+	}
 	var err error
 	if cfg.From, err = time.Parse(time.DateOnly, *from); err != nil || *bucket == "" || fs.NArg() > 0 {
 		fs.Usage()
@@ -87,7 +94,13 @@ func cmdBackfill(ctx context.Context, a *app, args []string) error {
 	if cfg.QueueURL != "" {
 		deps.Queue = sqs.NewFromConfig(awsCfg)
 	} else if !cfg.DryRun {
-		deps.Processor = worker.NewProcessor(a.cfg.worker(), s3Client, pg, pg, nil, a.log)
+		proc := worker.NewProcessor(a.cfg.worker(), s3Client, pg, pg, nil, a.log)
+		verifier, err := a.cfg.digestVerifier(awsCfg, s3Client, pg, nil, a.log)
+		if err != nil {
+			return err
+		}
+		proc.SetDigestVerifier(verifier)
+		deps.Processor = proc
 	}
 
 	finish := func() {}

@@ -123,6 +123,19 @@ type Config struct {
 	// (docs/lookup.md). They are parsed for every command, like the others,
 	// and checked (API.Validate) by serve, the one command that uses them.
 	API lookup.Config
+
+	// Integrity (docs/integrity.md; config_integrity.go).
+	//
+	// Integrity makes run and backfill check CloudTrail's digest files;
+	// false skips them.
+	Integrity bool `env:"PGTRAIL_INTEGRITY, default=true" want:"true or false"`
+	// DigestKeys is a folder of the public keys that sign digests, one
+	// FINGERPRINT.pem or FINGERPRINT.der per key, for installations that
+	// cannot call CloudTrail's ListPublicKeys; unset asks CloudTrail.
+	DigestKeys string `env:"PGTRAIL_DIGEST_KEYS"`
+	// IntegrityGrace is how long after its delivery a log file may wait
+	// for a digest to list it before it is reported not_listed.
+	IntegrityGrace time.Duration `env:"PGTRAIL_INTEGRITY_GRACE, default=2h" want:"a duration from 1h to 48h"`
 }
 
 // loadConfig reads the environment through lookup.
@@ -275,6 +288,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("config: PGTRAIL_WRITER_ROLE: must differ from PGTRAIL_READER_ROLE, both are %s", c.WriterRole))
 	}
 	errs = append(errs, c.validateAlerts()...)
+	errs = append(errs, c.validateIntegrity()...)
 	return errors.Join(errs...)
 }
 

@@ -55,6 +55,7 @@ commands:
   backfill         load a bucket's history for a range of days (-bucket, -from; -dry-run, -enqueue)
   retention        drop the day partitions older than PGTRAIL_RETENTION_DAYS (-dry-run: only show them)
   status           queue and DLQ depth, recent ingest, last object, partitions
+  verify           the log files' integrity from CloudTrail's digests, as validate-logs (-from; -json)
   dlq list         the messages in the dead-letter queue, their objects and why they failed
   dlq redrive      move the dead-letter queue's messages back to SQS_QUEUE_URL
   rules test [-json] RULES PATH...

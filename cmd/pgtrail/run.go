@@ -121,6 +121,11 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 	// learns of an outage from the writes that fail.
 	wcfg.Gate = worker.NewGate(pg, worker.DefaultProbeBackoff, metrics, a.log)
 	proc := worker.NewProcessor(wcfg, s3Client, wcfg.Gate.Sink(pg), pg, metrics, a.log)
+	digests, err := a.cfg.digestVerifier(awsCfg, s3Client, pg, metrics, a.log)
+	if err != nil {
+		return err
+	}
+	proc.SetDigestVerifier(digests)
 	w := worker.New(wcfg, sqsClient, proc, metrics, a.log)
 
 	d := &daemon{consume: w.Run}

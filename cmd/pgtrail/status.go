@@ -204,6 +204,7 @@ func (st *status) print(w io.Writer, cfg *Config) {
 		}
 		row("  retention", "%s", st.retention(cfg.RetentionDays))
 		st.printAlerts(row, cfg)
+		st.printIntegrity(row, cfg)
 	}
 }
 

@@ -22,6 +22,8 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -309,4 +311,15 @@ func Gunzip(tb testing.TB, body []byte) []byte {
 		tb.Fatalf("gunzip: %v", err)
 	}
 	return b
+}
+
+// KeyDir returns a new folder holding k's public key as PGTRAIL_DIGEST_KEYS
+// expects it: FINGERPRINT.pem, in PEM, PKIX when pkix is set, else PKCS#1.
+func (k *Key) KeyDir(tb testing.TB, pkix bool) string {
+	tb.Helper()
+	dir := tb.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, k.Fingerprint+".pem"), k.PEM(pkix), 0o600); err != nil {
+		tb.Fatalf("digesttest: %v", err)
+	}
+	return dir
 }

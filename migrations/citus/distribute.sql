@@ -28,6 +28,14 @@ WHERE NOT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = 'cloudtra
 SELECT create_distributed_table('cloudtrail_failures', 's3_key', colocate_with => 'cloudtrail_objects')
 WHERE NOT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = 'cloudtrail_failures'::regclass);
 
+-- Integrity verdicts (0011), by object as well: a log file's verdict
+-- sits beside its ledger row, which is what it is checked against, and a
+-- digest's beside the ledger rows of digest objects.
+SELECT create_distributed_table('cloudtrail_digest_files', 's3_key', colocate_with => 'cloudtrail_objects')
+WHERE NOT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = 'cloudtrail_digest_files'::regclass);
+SELECT create_distributed_table('cloudtrail_digests', 's3_key', colocate_with => 'cloudtrail_objects')
+WHERE NOT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = 'cloudtrail_digests'::regclass);
+
 -- The events, by event_id, which the primary key (event_id, event_time)
 -- includes: each day's partition is split into the same shards, and a
 -- partition that pgtrail_ensure_partition attaches later is distributed
