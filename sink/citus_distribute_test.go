@@ -144,6 +144,8 @@ func TestDistributeLayout(t *testing.T) {
 		"cloudtrail_objects by s3_key, colocated with none",
 		"cloudtrail_rejects by s3_key, colocated with cloudtrail_objects",
 		"cloudtrail_failures by s3_key, colocated with cloudtrail_objects",
+		"cloudtrail_digest_files by s3_key, colocated with cloudtrail_objects",
+		"cloudtrail_digests by s3_key, colocated with cloudtrail_objects",
 		"cloudtrail_events by event_id, colocated with cloudtrail_objects",
 		"pgtrail_schema_migrations (reference)",
 		"pgtrail_retention_floor (reference)",

@@ -200,7 +200,7 @@ const upsertDigest = `INSERT INTO cloudtrail_digests (s3_bucket, s3_key, org_id,
         start_time = EXCLUDED.start_time, end_time = EXCLUDED.end_time, verdict = EXCLUDED.verdict,
         reason = EXCLUDED.reason, gap_before = EXCLUDED.gap_before, chain_start = EXCLUDED.chain_start,
         hash_value = EXCLUDED.hash_value, signature = EXCLUDED.signature, log_files = EXCLUDED.log_files,
-        checked_at = now()`
+        checked_at = EXCLUDED.checked_at`
 
 // digestAlert raises the alert of an invalid digest.
 var digestAlert = fmt.Sprintf(integrityAlerts,
@@ -224,7 +224,7 @@ var recordFiles = `WITH listed AS (
     ON CONFLICT (s3_bucket, s3_key) DO UPDATE SET
         digest_bucket = EXCLUDED.digest_bucket, digest_key = EXCLUDED.digest_key,
         expected_sha256 = EXCLUDED.expected_sha256, verdict = EXCLUDED.verdict,
-        digest_end = EXCLUDED.digest_end, checked_at = now()
+        digest_end = EXCLUDED.digest_end, checked_at = EXCLUDED.checked_at
     RETURNING verdict, s3_bucket, s3_key
 ), bad AS (
     SELECT 's3://' || s3_bucket || '/' || s3_key AS what, verdict AS why, $5::timestamptz AS at,

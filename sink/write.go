@@ -92,7 +92,7 @@ const upsertLedger = `INSERT INTO cloudtrail_objects
         duplicates = EXCLUDED.duplicates,
         content_sha256 = coalesce(cloudtrail_objects.content_sha256, EXCLUDED.content_sha256),
         trailing_data = cloudtrail_objects.trailing_data OR EXCLUDED.trailing_data,
-        processed_at = now()`
+        processed_at = EXCLUDED.processed_at`
 
 // upsertLedgerUnhashed is upsertLedger for a database not yet migrated to
 // 0011, whose ledger has no hash columns: a worker upgraded before its
