@@ -192,7 +192,7 @@ const claimAlerts = `SELECT id::text, rule_id, title, coalesce(level, ''), tags,
     coalesce(source_ip_address, ''), created, status
     FROM cloudtrail_alerts
     WHERE settled_at IS NULL AND next_attempt <= now()
-    ORDER BY next_attempt
+    ORDER BY next_attempt, created, id
     LIMIT $1
     FOR UPDATE SKIP LOCKED`
 
