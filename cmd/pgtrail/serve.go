@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/pgtrail/pgtrail/lookup"
 	"github.com/pgtrail/pgtrail/sink"
+	"github.com/pgtrail/pgtrail/web"
 )
 
 func init() { commands["serve"] = cmdServe }
@@ -46,6 +48,9 @@ func cmdServe(ctx context.Context, a *app, args []string) error {
 	}
 	o := cfg.Options()
 	o.Store, o.Credentials, o.Log = reader, creds, a.log
+	if o.Page, err = newPage(ctx, reader, creds, a.log); err != nil {
+		return err
+	}
 	srv, err := lookup.New(o)
 	if err != nil {
 		return err
@@ -78,6 +83,24 @@ func cmdServe(ctx context.Context, a *app, args []string) error {
 		zap.Float64("rate_per_key", cfg.Rate), zap.Bool("full_history", cfg.FullHistory),
 		zap.Bool("multiple_attributes", cfg.MultipleAttributes))
 	return srv.ListenAndServe(ctx, cfg.Addr, cfg.TLSCert, cfg.TLSKey)
+}
+
+// newPage builds the event-history page (docs/web.md) that GET / serves
+// beside the API, or returns nil when PGTRAIL_WEB is false.
+func newPage(ctx context.Context, reader *sink.Reader, creds *lookup.Credentials, log *zap.Logger) (http.Handler, error) {
+	var cfg web.Config
+	if err := envconfig.Process(ctx, &cfg); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if !cfg.Enabled {
+		return nil, nil
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	o := cfg.Options()
+	o.Store, o.Keys, o.Log = reader, creds, log
+	return web.New(o)
 }
 
 func isLoopback(host string) bool {
