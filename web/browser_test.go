@@ -195,3 +195,20 @@ func fill(id, value string) chromedp.Action[chromedp.Void] {
 }
 
 func joinCells(r row) string { return strings.Join(r.Cells, " | ") }
+
+// TestDialogListener proves that the browser tests see what they guard
+// against: a dialog that a script opens, and an uncaught exception.
+func TestDialogListener(t *testing.T) {
+	b := newHTTP(t, false)
+	br := newBrowser(t, b.ts.URL)
+	br.open("/")
+	br.do(chromedp.Evaluate[chromedp.Void](`setTimeout(() => alert("caught"), 0), setTimeout(() => { throw new Error("thrown") }, 0), undefined`),
+		chromedp.Sleep(300*time.Millisecond))
+	br.mu.Lock()
+	got := strings.Join(br.dialogs, "; ")
+	br.dialogs = nil
+	br.mu.Unlock()
+	if !strings.Contains(got, "dialog: caught") || !strings.Contains(got, "thrown") {
+		t.Errorf("the listener saw %q, want the dialog and the exception", got)
+	}
+}
