@@ -104,11 +104,18 @@ func busiestUser(events []stored) (string, []stored) {
 // allTime is a custom range that holds every event of the corpus.
 const allTime = "range=custom&from=2000-01-01T00:00:00&to=2030-01-01T00:00:00"
 
-// TestPage drives the page in headless Chromium over the corpus: log in,
+// TestCorpus loads the corpus and the hostile records once, then checks
+// the queries (store_test.go) and the page in the browser over them.
+func TestCorpus(t *testing.T) {
+	b := setup(t)
+	t.Run("queries", func(t *testing.T) { testHistoryQueries(t, b) })
+	t.Run("page", func(t *testing.T) { testPage(t, b) })
+}
+
+// testPage drives the page in headless Chromium over the corpus: log in,
 // filter by user and page through exactly the expected rows, open a record,
 // open an alert, and show hostile records as text without running them.
-func TestPage(t *testing.T) {
-	b := setup(t)
+func testPage(t *testing.T, b *bundle) {
 	br := newBrowser(t, b.ts.URL)
 	events := b.allEvents(t)
 

@@ -47,11 +47,10 @@ func commonest(events []stored, f func(stored) string) string {
 	return best
 }
 
-// TestHistoryQueries checks sink.Reader's history queries over the corpus
+// testHistoryQueries checks sink.Reader's history queries over the corpus
 // against the same selection made here from the records: each filter and
 // combinations of them, paging older then newer, the count, the activity.
-func TestHistoryQueries(t *testing.T) {
-	b := setup(t)
+func testHistoryQueries(t *testing.T, b *bundle) {
 	ctx := context.Background()
 	all := b.allEvents(t)
 	from, to := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)

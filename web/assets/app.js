@@ -146,9 +146,15 @@
       if (my !== seq) return;
       $('total').textContent = page.events.length + ' shown of ' + (c.capped ? 'more than ' : '') +
         c.count.toLocaleString('en-US') + ' in range';
+      performance.mark('pgtrail-count');
     }).catch(() => {});
-    api('/api/activity', fq).then((a) => { if (my === seq) drawChart(a, p); })
-      .catch((err) => { if (my === seq) $('chart').replaceChildren(el('p', 'hint', 'Activity: ' + err.message)); });
+    api('/api/activity', fq).then((a) => {
+      if (my !== seq) return;
+      drawChart(a, p);
+      performance.mark('pgtrail-chart');
+    }).catch((err) => {
+      if (my === seq) $('chart').replaceChildren(el('p', 'hint', 'Activity: ' + err.message));
+    });
   }
 
   // fillCustom shows a preset's resolved bounds in the custom inputs.
@@ -355,6 +361,7 @@
       if (my === seq && err.message !== 'log in first') showStatus(err.message);
     } finally {
       if (my === seq) {
+        performance.mark('pgtrail-data'); // the first data shown: what the benchmark reads
         document.body.dataset.state = 'ready';
         document.body.dataset.renders = String(my);
       }
