@@ -208,6 +208,15 @@ func testPage(t *testing.T, b *bundle) {
 		if rows := br.rows(); len(rows) == 0 || rows[0].ID != want[0].ID {
 			t.Errorf("back shows %v, want the filtered events", rows)
 		}
+		// From the second page, back returns to the second page.
+		br.after(click("#older"))
+		second := br.rows()
+		br.after(click("#events tbody tr[data-id] td:nth-child(2)"))
+		br.after(click("#back"))
+		if rows := br.rows(); !reflect.DeepEqual(rows, second) {
+			t.Errorf("back from a record of page 2 shows %v, want page 2", rows)
+		}
+		br.after(click("#newer"))
 	}))
 
 	must(t, t.Run("alerts", func(t *testing.T) {

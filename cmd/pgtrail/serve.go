@@ -81,7 +81,7 @@ func cmdServe(ctx context.Context, a *app, args []string) error {
 	}
 	a.log.Info("serving LookupEvents", zap.String("addr", cfg.Addr), zap.Bool("tls", tls), zap.Int("keys", creds.Len()),
 		zap.Float64("rate_per_key", cfg.Rate), zap.Bool("full_history", cfg.FullHistory),
-		zap.Bool("multiple_attributes", cfg.MultipleAttributes))
+		zap.Bool("multiple_attributes", cfg.MultipleAttributes), zap.Bool("web_page", o.Page != nil))
 	return srv.ListenAndServe(ctx, cfg.Addr, cfg.TLSCert, cfg.TLSKey)
 }
 

@@ -79,8 +79,11 @@
     return out;
   }
 
+  // recordLink is the URL of one record, keeping the query and the page it
+  // was opened from, for the way back.
   function recordLink(p, id, at) {
     const q = filterParams(p);
+    for (const c of ['older', 'newer']) if (p.get(c)) q.set(c, p.get(c));
     q.set('view', 'record');
     q.set('id', id);
     q.set('at', at);
@@ -256,6 +259,7 @@
   async function renderRecord(p, my) {
     show('record-view');
     const back = filterParams(p);
+    for (const c of ['older', 'newer']) if (p.get(c)) back.set(c, p.get(c));
     $('back').href = '?' + back.toString();
     $('record-title').textContent = 'Loading…';
     $('record-json').textContent = '';
