@@ -202,10 +202,17 @@ func TestDialogListener(t *testing.T) {
 	b := newHTTP(t, false)
 	br := newBrowser(t, b.ts.URL)
 	br.open("/")
-	br.do(chromedp.Evaluate[chromedp.Void](`setTimeout(() => alert("caught"), 0), setTimeout(() => { throw new Error("thrown") }, 0), undefined`),
-		chromedp.Sleep(300*time.Millisecond))
+	br.do(chromedp.Evaluate[chromedp.Void](`setTimeout(() => alert("caught"), 0), setTimeout(() => { throw new Error("thrown") }, 0), undefined`))
+	var got string
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		br.mu.Lock()
+		got = strings.Join(br.dialogs, "; ")
+		br.mu.Unlock()
+		if strings.Contains(got, "dialog: caught") && strings.Contains(got, "thrown") {
+			break
+		}
+	}
 	br.mu.Lock()
-	got := strings.Join(br.dialogs, "; ")
 	br.dialogs = nil
 	br.mu.Unlock()
 	if !strings.Contains(got, "dialog: caught") || !strings.Contains(got, "thrown") {
