@@ -3,7 +3,8 @@
 // page in headless Chromium, logged in, and reports the median and worst
 // of first contentful paint, first data (the table filled), the count and
 // the activity chart, as the page's own performance marks time them from
-// the navigation's start. The server runs in process on loopback, as the
+// the navigation's start; "timeout" when the server's query timeout (30 s)
+// cut the query. The server runs in process on loopback, as the
 // reader role.
 //
 // Load the database as docs/lookup.md's "Measuring" does, then:
@@ -96,17 +97,17 @@ func run(ctx context.Context, db, chromium string, runs int) error {
 		var ms []marks
 		var total string
 		for range runs {
-			err := chromedp.Do(bctx, chromedp.Navigate(ts.URL+"/?"+p.query), ready,
-				chromedp.Poll[chromedp.Void](`performance.getEntriesByName("pgtrail-count").length > 0 && performance.getEntriesByName("pgtrail-chart").length > 0`,
-					chromedp.WithPollingTimeout(5*time.Minute)))
-			if err != nil {
+			if err := chromedp.Do(bctx, chromedp.Navigate(ts.URL+"/?"+p.query), ready); err != nil {
 				return fmt.Errorf("%s: %w", p.label, err)
 			}
-			m, err := chromedp.Run(bctx, chromedp.Evaluate[marks](`({
-				FCP: (performance.getEntriesByName("first-contentful-paint")[0] || {startTime: -1}).startTime,
-				Data: performance.getEntriesByName("pgtrail-data")[0].startTime,
-				Count: performance.getEntriesByName("pgtrail-count")[0].startTime,
-				Chart: performance.getEntriesByName("pgtrail-chart")[0].startTime})`))
+			// The count and the chart, or the server's query timeout
+			// (30 s): a mark missing after it is reported as -1.
+			_ = chromedp.Do(bctx, chromedp.Poll[chromedp.Void](`performance.getEntriesByName("pgtrail-count").length > 0 && performance.getEntriesByName("pgtrail-chart").length > 0`,
+				chromedp.WithPollingTimeout(40*time.Second)))
+			m, err := chromedp.Run(bctx, chromedp.Evaluate[marks](`(() => {
+				const at = (n) => (performance.getEntriesByName(n)[0] || {startTime: -1}).startTime;
+				return {FCP: at("first-contentful-paint"), Data: at("pgtrail-data"), Count: at("pgtrail-count"), Chart: at("pgtrail-chart")};
+			})()`))
 			if err != nil {
 				return err
 			}
@@ -125,9 +126,16 @@ func run(ctx context.Context, db, chromium string, runs int) error {
 				v = append(v, f(m))
 			}
 			slices.Sort(v)
+			if v[0] < 0 {
+				fmt.Fprint(tw, "timeout\t\t")
+				continue
+			}
 			fmt.Fprintf(tw, "%.0f\t%.0f\t", v[len(v)/2], v[len(v)-1])
 		}
 		fmt.Fprintf(tw, "%s\t\n", strings.TrimSpace(total))
+		if err := tw.Flush(); err != nil {
+			return err
+		}
 	}
-	return tw.Flush()
+	return nil
 }
