@@ -2,6 +2,7 @@ package lookup
 
 import (
 	"bufio"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
@@ -72,6 +73,24 @@ func (c *Credentials) secret(id string) (string, bool) {
 	defer c.mu.RUnlock()
 	s, ok := c.keys[id]
 	return s, ok
+}
+
+// Verify tells whether secret is the secret of the access key id, in time
+// that does not depend on how much of it is right: for the web page's login
+// form, which takes the same keys as the API.
+func (c *Credentials) Verify(id, secret string) bool {
+	want, ok := c.secret(id)
+	// Compare even for an unknown ID, so that timing does not tell
+	// which IDs exist.
+	eq := subtle.ConstantTimeCompare([]byte(want), []byte(secret)) == 1
+	return ok && eq && secret != ""
+}
+
+// Known tells whether the access key id is in force: a web session ends
+// when its key is removed from the file.
+func (c *Credentials) Known(id string) bool {
+	_, ok := c.secret(id)
+	return ok
 }
 
 // parseCredentials reads ID:SECRET lines. It never puts a secret in an

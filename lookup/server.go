@@ -82,6 +82,9 @@ type Options struct {
 	QueryTimeout time.Duration
 	// Log gets one line per request, with the key that made it.
 	Log *zap.Logger
+	// Page, when set, answers every request but POST / (the API's): the
+	// event-history web page (package web), on the API's listener.
+	Page http.Handler
 	// Now is the clock that the 90-day window counts back from and that
 	// NextTokens expire by; nil means time.Now. Tests set it. Signatures
 	// are always checked against time.Now.
@@ -148,6 +151,10 @@ const (
 // ServeHTTP answers one request: the signature first, then the rate limit,
 // the operation, the request's validation, and the query.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.o.Page != nil && (r.Method != http.MethodPost || r.URL.Path != "/") {
+		s.o.Page.ServeHTTP(w, r)
+		return
+	}
 	start := time.Now()
 	log := s.o.Log.With(zap.String(logRemote, r.RemoteAddr))
 	requestID := newRequestID()

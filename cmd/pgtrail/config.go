@@ -13,6 +13,7 @@ import (
 	"github.com/sethvargo/go-envconfig"
 
 	"github.com/pgtrail/pgtrail/lookup"
+	"github.com/pgtrail/pgtrail/web"
 )
 
 // Config is everything pgtrail reads from its environment. The AWS SDK reads
@@ -123,6 +124,9 @@ type Config struct {
 	// (docs/lookup.md). They are parsed for every command, like the others,
 	// and checked (API.Validate) by serve, the one command that uses them.
 	API lookup.Config
+	// Web is the event-history page that serve puts beside the API: the
+	// PGTRAIL_WEB* variables (docs/web.md), checked (Web.Validate) by serve.
+	Web web.Config
 
 	// Integrity (docs/integrity.md; config_integrity.go).
 	//

@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/pgtrail/pgtrail/lookup"
 	"github.com/pgtrail/pgtrail/sink"
+	"github.com/pgtrail/pgtrail/web"
 )
 
 func init() { commands["serve"] = cmdServe }
@@ -49,7 +52,7 @@ func cmdServe(ctx context.Context, a *app, args []string) error {
 		return exitError(exitUsage)
 	}
 	cfg := a.cfg.API
-	if err := cfg.Validate(); err != nil {
+	if err := errors.Join(cfg.Validate(), a.cfg.Web.Validate()); err != nil {
 		fmt.Fprintln(a.stderr, "pgtrail:", strings.ReplaceAll(err.Error(), "\n", "\npgtrail: "))
 		return exitError(exitUsage)
 	}
@@ -67,6 +70,9 @@ func cmdServe(ctx context.Context, a *app, args []string) error {
 	}
 	o := cfg.Options()
 	o.Store, o.Credentials, o.Log = reader, creds, a.log
+	if o.Page, err = newPage(a.cfg.Web, reader, creds, a.log); err != nil {
+		return err
+	}
 	srv, err := lookup.New(o)
 	if err != nil {
 		return err
@@ -102,8 +108,19 @@ func cmdServe(ctx context.Context, a *app, args []string) error {
 	// The address listened on, its port chosen when PGTRAIL_API_ADDR's is 0.
 	a.log.Info("serving LookupEvents", zap.String("addr", ln.Addr().String()), zap.Bool("tls", tls), zap.Int("keys", creds.Len()),
 		zap.Float64("rate_per_key", cfg.Rate), zap.Bool("full_history", cfg.FullHistory),
-		zap.Bool("multiple_attributes", cfg.MultipleAttributes))
+		zap.Bool("multiple_attributes", cfg.MultipleAttributes), zap.Bool("web_page", o.Page != nil))
 	return srv.Serve(ctx, ln, cfg.TLSCert, cfg.TLSKey)
+}
+
+// newPage builds the event-history page (docs/web.md) that GET / serves
+// beside the API, or returns nil when PGTRAIL_WEB is false.
+func newPage(cfg web.Config, reader *sink.Reader, creds *lookup.Credentials, log *zap.Logger) (http.Handler, error) {
+	if !cfg.Enabled {
+		return nil, nil
+	}
+	o := cfg.Options()
+	o.Store, o.Keys, o.Log = reader, creds, log
+	return web.New(o)
 }
 
 func isLoopback(host string) bool {
