@@ -10,14 +10,14 @@ import (
 // the listener, TLS and keys are the API's (lookup.Config).
 type Config struct {
 	// Enabled serves the page on the API's listener.
-	Enabled bool `env:"PGTRAIL_WEB, default=true"`
+	Enabled bool `env:"PGTRAIL_WEB, default=true" want:"true or false"`
 	// SessionTTL ends a session unused for this long.
-	SessionTTL time.Duration `env:"PGTRAIL_WEB_SESSION_TTL, default=30m"`
+	SessionTTL time.Duration `env:"PGTRAIL_WEB_SESSION_TTL, default=30m" want:"a duration of 1m or more"`
 	// MaxSession ends every session this long after its login.
-	MaxSession time.Duration `env:"PGTRAIL_WEB_MAX_SESSION, default=12h"`
+	MaxSession time.Duration `env:"PGTRAIL_WEB_MAX_SESSION, default=12h" want:"a duration no shorter than PGTRAIL_WEB_SESSION_TTL"`
 	// SecureCookie marks the session cookie Secure on plain HTTP too, for a
 	// proxy in front that terminates TLS.
-	SecureCookie bool `env:"PGTRAIL_WEB_SECURE_COOKIE, default=false"`
+	SecureCookie bool `env:"PGTRAIL_WEB_SECURE_COOKIE, default=false" want:"true or false"`
 }
 
 // Validate names the variable at fault.

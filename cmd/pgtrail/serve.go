@@ -34,6 +34,13 @@ the credentials file. Settings (docs/lookup.md):
   PGTRAIL_API_RATE, _BURST     requests per second and burst per key (default 2; 0: no limit)
   PGTRAIL_API_FULL_HISTORY     true: no 90-day window
   PGTRAIL_API_MULTIPLE_ATTRIBUTES  true: several LookupAttributes, ANDed
+
+The event-history page is served at GET / on the same listener (docs/web.md):
+
+  PGTRAIL_WEB                  false: the API only (default true)
+  PGTRAIL_WEB_SESSION_TTL      a session unused this long ends (default 30m)
+  PGTRAIL_WEB_MAX_SESSION      every session ends this long after its login (default 12h)
+  PGTRAIL_WEB_SECURE_COOKIE    true: the session cookie is Secure on plain HTTP too (a TLS proxy in front)
 `
 
 // cmdServe serves CloudTrail's LookupEvents API over the database, as the
