@@ -181,41 +181,24 @@ func (r *Reader) LookupEvents(ctx context.Context, q LookupQuery) ([]LookupEvent
 	if q.After != nil && q.After.Time.Before(hi) {
 		hi = q.After.Time
 	}
-	parts, oldest, err := r.oldestPartition(ctx)
-	if err != nil || parts == 0 {
-		return nil, err
-	}
-	start := q.Start
-	if oldest.After(start) {
-		start = oldest
-	}
 	var out []LookupEvent
-	for i, exclusive := 0, false; !hi.Before(start) && len(out) < q.Limit; i, exclusive = i+1, true {
+	err := r.windows(ctx, q.Start, hi.Add(usec), false, func(lo, hi time.Time) (bool, error) {
 		w := q
-		w.End, w.Limit = hi, q.Limit-len(out)
-		w.Start = hi.Add(-lookupWindows[min(i, len(lookupWindows)-1)])
-		if !w.Start.After(start) || (oldest.IsZero() && i >= len(lookupWindows)-1) {
-			// The range's start, or, with partitions of no known lower
-			// bound (made by hand), the rest of the range at once.
-			w.Start = start
-		}
-		page, err := r.lookupWindow(ctx, w, exclusive)
-		if err != nil {
-			return nil, err
-		}
+		w.Start, w.End, w.Limit = lo, hi, q.Limit-len(out)
+		page, err := r.lookupWindow(ctx, w)
 		out = append(out, page...)
-		if w.Start.Equal(start) {
-			break
-		}
-		hi = w.Start // the next window ends where this one began, exclusive
+		return len(out) >= q.Limit, err
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
 
-// lookupWindow runs one window's statement; exclusive makes its end bound
-// exclusive (the previous window holds that instant).
-func (r *Reader) lookupWindow(ctx context.Context, q LookupQuery, exclusive bool) ([]LookupEvent, error) {
-	sql, args, err := lookupSQL(q, exclusive)
+// lookupWindow runs one window's statement, over the half-open
+// [q.Start, q.End) that Reader.windows cuts.
+func (r *Reader) lookupWindow(ctx context.Context, q LookupQuery) ([]LookupEvent, error) {
+	sql, args, err := lookupSQL(q, true)
 	if err != nil {
 		return nil, err
 	}
@@ -265,13 +248,19 @@ func lookupSQL(q LookupQuery, endExclusive bool) (string, []any, error) {
 		args = append(args, v)
 		return "$" + strconv.Itoa(len(args))
 	}
-	end := q.End
-	if q.After != nil && q.After.Time.Before(end) {
-		end = q.After.Time
-	}
-	op := " <= "
+	end, op := q.End, " <= "
 	if endExclusive {
 		op = " < "
+	}
+	if q.After != nil {
+		// The cursor's instant is in range (its smaller IDs follow it).
+		at := q.After.Time
+		if endExclusive {
+			at = at.Add(usec)
+		}
+		if at.Before(end) {
+			end = at
+		}
 	}
 	where = append(where, "event_time >= "+arg(q.Start), "event_time"+op+arg(end))
 	if q.After != nil {
