@@ -1,17 +1,13 @@
 package alert_test
 
 import (
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -210,27 +206,11 @@ func expectedAlerts(t *testing.T, dir string) map[string]string {
 	t.Helper()
 	set := sigma.Builtin()
 	out := map[string]string{}
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".json.gz") {
-			return err
-		}
-		f, err := os.Open(path)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		zr, err := gzip.NewReader(f)
-		if err != nil {
-			return err
-		}
-		var doc struct{ Records []json.RawMessage }
-		if err := json.NewDecoder(zr).Decode(&doc); err != nil {
-			return err
-		}
-		for _, raw := range doc.Records {
+	err := corpus.Records(dir, func(rel string, records []json.RawMessage) error {
+		for _, raw := range records {
 			var r struct{ EventID, EventSource, EventName string }
 			if err := json.Unmarshal(raw, &r); err != nil || r.EventID == "" {
-				return fmt.Errorf("%s: a record without eventID: %v", path, err)
+				return fmt.Errorf("%s: a record without eventID: %v", rel, err)
 			}
 			for _, m := range set.Match(r.EventSource, r.EventName, raw) {
 				out[m.Rule.ID+"/"+r.EventID] = m.Rule.Title

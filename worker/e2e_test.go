@@ -6,14 +6,14 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
-	"io/fs"
 	"net/url"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pgtrail/pgtrail/internal/corpus"
 )
 
 // corpusSource is what a plain JSON reader finds in one source of the
@@ -30,32 +30,15 @@ type corpusSource struct {
 func readCorpus(t *testing.T, dir string) map[string]*corpusSource {
 	t.Helper()
 	out := map[string]*corpusSource{}
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, path)
-		parts := strings.SplitN(filepath.ToSlash(rel), "/", 2)
+	err := corpus.Records(dir, func(rel string, records []json.RawMessage) error {
+		parts := strings.SplitN(rel, "/", 2)
 		src := out[parts[0]]
 		if src == nil {
 			src = &corpusSource{distinct: map[string]int{}}
 			out[parts[0]] = src
 		}
-		src.keys = append(src.keys, filepath.ToSlash(rel))
-		f, err := os.Open(path)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		zr, err := gzip.NewReader(f)
-		if err != nil {
-			return err
-		}
-		var doc struct{ Records []json.RawMessage }
-		if err := json.NewDecoder(zr).Decode(&doc); err != nil {
-			return fmt.Errorf("%s: %w", path, err)
-		}
-		for _, raw := range doc.Records {
+		src.keys = append(src.keys, rel)
+		for _, raw := range records {
 			src.records++
 			var r struct {
 				EventID   string `json:"eventID"`
@@ -69,7 +52,10 @@ func readCorpus(t *testing.T, dir string) map[string]*corpusSource {
 				src.noTime++
 				continue
 			}
-			var at time.Time
+			var (
+				at  time.Time
+				err error
+			)
 			for _, layout := range []string{time.RFC3339Nano, "2006-01-02 15:04:05.999999999Z07:00", "2006-01-02 15:04:05.999999999"} {
 				if at, err = time.Parse(layout, ts); err == nil {
 					break
