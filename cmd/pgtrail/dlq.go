@@ -126,6 +126,43 @@ func openDLQ(ctx context.Context, a *app, dlqURL string, timeout time.Duration) 
 	return q, nil
 }
 
+// dlqFlags are a dlq subcommand's flags, with the two they share.
+type dlqFlags struct {
+	a       *app
+	fs      *flag.FlagSet
+	dlqURL  *string
+	timeout *time.Duration
+}
+
+// newDLQFlags starts the flag set of the subcommand name; usage heads its
+// help, timeoutUse says what the timeout bounds.
+func newDLQFlags(a *app, name, timeoutUse, usage string) *dlqFlags {
+	fs := flag.NewFlagSet("dlq "+name, flag.ContinueOnError)
+	fs.SetOutput(a.stderr)
+	f := &dlqFlags{a: a, fs: fs,
+		dlqURL:  fs.String("dlq", "", "the dead-letter queue's URL (default: the one the redrive policy of SQS_QUEUE_URL names)"),
+		timeout: fs.Duration("timeout", 10*time.Second, timeoutUse),
+	}
+	fs.Usage = func() {
+		fmt.Fprint(a.stderr, usage)
+		fs.PrintDefaults()
+	}
+	return f
+}
+
+// open parses args, which valid checks beyond the flags' own types, and
+// finds the queues.
+func (f *dlqFlags) open(ctx context.Context, args []string, valid func() bool) (*dlqQueues, error) {
+	if err := parseFlags(f.fs, args); err != nil {
+		return nil, err
+	}
+	if f.fs.NArg() > 0 || !valid() {
+		f.fs.Usage()
+		return nil, exitError(exitUsage)
+	}
+	return openDLQ(ctx, f.a, *f.dlqURL, *f.timeout)
+}
+
 // arns fills the queues' ARNs, which StartMessageMoveTask takes.
 func (q *dlqQueues) arns(ctx context.Context) error {
 	for _, p := range []struct{ url, arn *string }{{&q.sourceURL, &q.sourceARN}, {&q.dlqURL, &q.dlqARN}} {
@@ -153,29 +190,17 @@ const listVisibility = 60 * time.Second
 // cmdDLQList prints the messages of the dead-letter queue and, for every
 // object they name, what pgtrail recorded of it. It does not consume them.
 func cmdDLQList(ctx context.Context, a *app, args []string) error {
-	fs := flag.NewFlagSet("dlq list", flag.ContinueOnError)
-	fs.SetOutput(a.stderr)
-	n := fs.Int("n", 10, "show at most N messages")
-	dlqURL := fs.String("dlq", "", "the dead-letter queue's URL (default: the one the redrive policy of SQS_QUEUE_URL names)")
-	timeout := fs.Duration("timeout", 10*time.Second, "time allowed to each request to SQS and the database")
-	fs.Usage = func() {
-		fmt.Fprint(a.stderr, "usage: pgtrail dlq list [-n N] [-dlq URL]\n\nShows the messages in the dead-letter queue, the objects each names and the last error\n"+
+	f := newDLQFlags(a, "list", "time allowed to each request to SQS and the database",
+		"usage: pgtrail dlq list [-n N] [-dlq URL]\n\nShows the messages in the dead-letter queue, the objects each names and the last error\n"+
 			"pgtrail recorded for each object (cloudtrail_failures), or that the object was stored since.\n"+
 			"The messages stay in the queue: they are received, hidden for at most 60s while the list\n"+
 			"is read, and made visible again at once.\n\n")
-		fs.PrintDefaults()
-	}
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 || *n < 1 {
-		fs.Usage()
-		return exitError(exitUsage)
-	}
-	q, err := openDLQ(ctx, a, *dlqURL, *timeout)
+	n := f.fs.Int("n", 10, "show at most N messages")
+	q, err := f.open(ctx, args, func() bool { return *n >= 1 })
 	if err != nil {
 		return err
 	}
+	timeout := f.timeout
 	msgs, err := q.peek(ctx, *n, *timeout)
 	if err != nil {
 		return err
@@ -323,30 +348,18 @@ func (q *dlqQueues) peek(ctx context.Context, n int, timeout time.Duration) (msg
 
 // cmdDLQRedrive moves the dead-letter queue's messages back to the queue.
 func cmdDLQRedrive(ctx context.Context, a *app, args []string) error {
-	fs := flag.NewFlagSet("dlq redrive", flag.ContinueOnError)
-	fs.SetOutput(a.stderr)
-	rate := fs.Int("max-per-second", 0, "move at most N messages a second (0: as fast as SQS allows)")
-	dlqURL := fs.String("dlq", "", "the dead-letter queue's URL (default: the one the redrive policy of SQS_QUEUE_URL names)")
-	timeout := fs.Duration("timeout", 10*time.Second, "time allowed to each request to SQS")
-	fs.Usage = func() {
-		fmt.Fprint(a.stderr, "usage: pgtrail dlq redrive [-max-per-second N] [-dlq URL]\n\n"+
+	f := newDLQFlags(a, "redrive", "time allowed to each request to SQS",
+		"usage: pgtrail dlq redrive [-max-per-second N] [-dlq URL]\n\n"+
 			"Moves the messages of the dead-letter queue back to SQS_QUEUE_URL, once the cause of their\n"+
 			"failure is fixed, and reports its progress. It asks SQS to move them (StartMessageMoveTask);\n"+
 			"where SQS cannot (a queue that is not a dead-letter queue, an emulator), it receives each\n"+
 			"message, sends it to the queue and deletes it, sending each message once.\n\n")
-		fs.PrintDefaults()
-	}
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 || *rate < 0 || *rate > 500 {
-		fs.Usage()
-		return exitError(exitUsage)
-	}
-	q, err := openDLQ(ctx, a, *dlqURL, *timeout)
+	rate := f.fs.Int("max-per-second", 0, "move at most N messages a second (0: as fast as SQS allows)")
+	q, err := f.open(ctx, args, func() bool { return *rate >= 0 && *rate <= 500 })
 	if err != nil {
 		return err
 	}
+	timeout := f.timeout
 	fmt.Fprintf(a.stdout, "moving ~%d messages from %s to %s\n", q.visible, q.dlqURL, q.sourceURL)
 
 	moved, err := q.moveTask(ctx, a.stdout, *rate, *timeout)
