@@ -473,6 +473,21 @@ func (w *world) verify(fault string, injections int64) result {
 	if storedRejects != rejects || ledgerRejected != rejects {
 		w.t.Errorf("%d rejects stored (ledger %d), want %d", storedRejects, ledgerRejected, rejects)
 	}
+	// The activity rows, written in the same transactions as the events,
+	// count each event once whatever the faults did to those.
+	var wrongHours int
+	if err := w.db.QueryRow(ctx, `SELECT count(*) FROM (
+		SELECT hour, sum(events) AS events, sum(errors) AS errors FROM cloudtrail_activity GROUP BY hour
+	) a FULL JOIN (
+		SELECT date_bin('1 hour', event_time, timestamptz '1970-01-01 00:00:00+00') AS hour, count(*) AS events, count(error_code) AS errors
+		FROM cloudtrail_events GROUP BY 1
+	) e USING (hour)
+	WHERE a.events IS DISTINCT FROM e.events OR a.errors IS DISTINCT FROM e.errors`).Scan(&wrongHours); err != nil {
+		w.t.Fatal(err)
+	}
+	if wrongHours != 0 {
+		w.t.Errorf("%s: cloudtrail_activity disagrees with the events in %d hours", fault, wrongHours)
+	}
 
 	s := w.state()
 	if s.visible != 0 || s.inFlight != 0 {

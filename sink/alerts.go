@@ -638,8 +638,8 @@ func alertsOf(evs []*cloudtrail.Event, hits map[*cloudtrail.Event][]newAlert) ([
 // insert keeps the first staged (stagedOrder), and only that copy's alerts
 // are stored: each alert names its staged row (obj, rec).
 const (
-	insertReturning = "RETURNING s3_bucket, s3_key\n)"
-	alertingCTE     = `RETURNING s3_bucket, s3_key, event_id, event_time
+	insertReturning = "RETURNING s3_bucket, s3_key, event_time, error_code\n)"
+	alertingCTE     = `RETURNING s3_bucket, s3_key, event_id, event_time, error_code
 ), alerted AS (
     INSERT INTO cloudtrail_alerts (` + alertColumns + `)
     SELECT ` + alertSelect + ` FROM ` + alertRecordset + `

@@ -238,6 +238,10 @@ func (p *Postgres) copyBatch(ctx context.Context, objs []*Object, res []WriteRes
 	for _, o := range owner {
 		res[o].Inserted++
 	}
+	act := hourCounts{}
+	for _, e := range evs {
+		act.add(e.EventTime, e.ErrorCode != "")
+	}
 
 	batch := &pgx.Batch{}
 	// The COPY inserted every event of evs, or failed: their alerts are
@@ -250,7 +254,7 @@ func (p *Postgres) copyBatch(ctx context.Context, objs []*Object, res []WriteRes
 	for _, r := range rejects {
 		batch.Queue(insertReject, r.S3Bucket, r.S3Key, r.Index, r.Reason, r.Raw)
 	}
-	if err := p.queueLedger(ctx, batch, objs, res); err != nil {
+	if err := p.queueLedger(ctx, batch, objs, res, act); err != nil {
 		return err
 	}
 	if err := tx.SendBatch(ctx, batch).Close(); err != nil {

@@ -254,50 +254,6 @@ func (r *Reader) CountHistory(ctx context.Context, f HistoryFilter, limit int64)
 	return n, false, err
 }
 
-// HistoryActivity counts the events f selects, and their errors, per bucket
-// of time counted from f.Start; buckets without events are left out.
-func (r *Reader) HistoryActivity(ctx context.Context, f HistoryFilter, bucket time.Duration) ([]ActivityBucket, error) {
-	if bucket < time.Second {
-		return nil, fmt.Errorf("history: activity bucket %s, want at least a second", bucket)
-	}
-	sums := map[time.Time]*ActivityBucket{}
-	err := r.windows(ctx, f.Start, f.End.Add(usec), false, func(lo, hi time.Time) (bool, error) {
-		st, err := buildHistory(f, lo, hi, nil,
-			"SELECT date_bin(make_interval(secs => "+strconv.FormatFloat(bucket.Seconds(), 'f', -1, 64)+"), event_time, '"+
-				f.Start.UTC().Format(time.RFC3339Nano)+"'::timestamptz) AS b, count(*), count(error_code)",
-			"\nGROUP BY b")
-		if err != nil {
-			return true, err
-		}
-		rows, err := r.pool.Query(ctx, st.sql, st.args...)
-		if err != nil {
-			return true, fmt.Errorf("postgres: history activity: %w", classify(err))
-		}
-		got, err := pgx.CollectRows(rows, pgx.RowToStructByPos[ActivityBucket])
-		if err != nil {
-			return true, fmt.Errorf("postgres: history activity: %w", classify(err))
-		}
-		for _, b := range got {
-			// A bucket may straddle two windows.
-			if s := sums[b.Start]; s != nil {
-				s.Events, s.Errors = s.Events+b.Events, s.Errors+b.Errors
-			} else {
-				sums[b.Start] = &b
-			}
-		}
-		return false, nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	out := make([]ActivityBucket, 0, len(sums))
-	for _, b := range sums {
-		out = append(out, *b)
-	}
-	slices.SortFunc(out, func(a, b ActivityBucket) int { return a.Start.Compare(b.Start) })
-	return out, nil
-}
-
 func minTime(a, b time.Time) time.Time {
 	if b.Before(a) {
 		return b

@@ -303,7 +303,7 @@ func checkPrivileges(t *testing.T, h *hostileDB) {
           AND c.relkind IN ('r', 'p', 'v', 'S')
           AND c.relowner OPERATOR(pg_catalog.=) (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = $3)
           AND pg_catalog.has_table_privilege(r.login, c.oid, p.priv)
-          AND NOT (r.kind = 'w' AND p.priv = 'INSERT' AND c.relname ~ '^(cloudtrail_events|cloudtrail_rejects|cloudtrail_objects|cloudtrail_failures|cloudtrail_alert|cloudtrail_digest)')
+          AND NOT (r.kind = 'w' AND p.priv = 'INSERT' AND c.relname ~ '^(cloudtrail_events|cloudtrail_rejects|cloudtrail_objects|cloudtrail_failures|cloudtrail_alert|cloudtrail_digest|cloudtrail_activity$)')
           AND NOT (r.kind = 'w' AND p.priv = 'UPDATE' AND c.relname IN ('cloudtrail_objects', 'cloudtrail_failures', 'cloudtrail_alert_deliveries', 'cloudtrail_alert_summaries',
               'cloudtrail_digests', 'cloudtrail_digest_files'))
         UNION ALL
@@ -316,7 +316,8 @@ func checkPrivileges(t *testing.T, h *hostileDB) {
           AND p.prosecdef
           AND p.proowner OPERATOR(pg_catalog.=) (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = $3)
           AND pg_catalog.has_function_privilege(r.login, p.oid, 'EXECUTE')
-          AND NOT (r.login = $2 AND p.proname IN ('pgtrail_ensure_partition', 'pgtrail_drop_partitions_before', 'pgtrail_delete_alerts_before'))
+          AND NOT (r.login = $2 AND p.proname IN ('pgtrail_ensure_partition', 'pgtrail_drop_partitions_before', 'pgtrail_delete_alerts_before',
+              'pgtrail_compact_activity'))
         ORDER BY 1, 2, 3`, h.readerLogin, h.writerLogin, h.ownerName)
 	extra, err := pgx.CollectRows(rs, func(r pgx.CollectableRow) (string, error) {
 		var who, obj, priv string
@@ -482,8 +483,8 @@ func TestSecurityDefinerFunctionsAreSafe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(fns) != 3 {
-		t.Errorf("SECURITY DEFINER functions: %v; want pgtrail_ensure_partition, pgtrail_drop_partitions_before and pgtrail_delete_alerts_before", fns)
+	if len(fns) != 4 {
+		t.Errorf("SECURITY DEFINER functions: %v; want pgtrail_ensure_partition, pgtrail_drop_partitions_before, pgtrail_delete_alerts_before and pgtrail_compact_activity", fns)
 	}
 	for _, f := range fns {
 		if !strings.Contains("; "+f.Config+";", "; search_path=pg_catalog, pg_temp;") {

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -93,6 +94,8 @@ var ErrLookupAttribute = errors.New("lookup: invalid attribute")
 type Reader struct {
 	pool  *pgxpool.Pool
 	parts partitionCache
+	// activity is set once cloudtrail_activity is known to exist.
+	activity atomic.Bool
 }
 
 // OpenReader connects to the database as cfg.ReaderRole (DefaultReaderRole

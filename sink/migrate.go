@@ -83,7 +83,7 @@ func (p *Postgres) migrate(ctx context.Context, all []migrations.Migration) ([]i
 
 	var done []int
 	// What the writer learned of the schema may change.
-	defer p.forgetLedgerColumns()
+	defer p.forgetFeatures()
 	for _, m := range all {
 		if applied[m.Version] {
 			continue

@@ -60,9 +60,9 @@ type Postgres struct {
 	days map[int64]bool // UTC days (Unix days) whose partition is known to exist
 	// recordIsJSONB is the type of cloudtrail_events.record, once known.
 	recordKnown, recordIsJSONB bool
-	// hashKnown says whether hashed, the ledger has the hash columns of
-	// 0011, is known (ledgerHashed).
-	hashKnown, hashed bool
+	// schema is what features found, once featuresKnown.
+	featuresKnown bool
+	schema        schemaFeatures
 
 	// clean counts the latest buffered batches in a row that found no
 	// stored duplicate (see writeBuffered).

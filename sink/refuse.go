@@ -145,7 +145,7 @@ const countRefused = `SELECT obj, count(*) FILTER (WHERE reason IS NOT NULL AND 
 // insert of them all, as described above, and returns how many it
 // refused. Its error is not classified: a refused one is left (3) only by
 // what no event is to blame for.
-func (p *Postgres) insertRefusing(ctx context.Context, tx pgx.Tx, stmts *stagedSQL, objs []*Object, res []WriteResult, alerts []byte) (int, error) {
+func (p *Postgres) insertRefusing(ctx context.Context, tx pgx.Tx, stmts *stagedSQL, objs []*Object, res []WriteResult, alerts []byte, act hourCounts) (int, error) {
 	if _, err := tx.Exec(ctx, `ROLLBACK TO SAVEPOINT pgtrail_insert`); err != nil {
 		return 0, fmt.Errorf("postgres: rollback to savepoint: %w", err)
 	}
@@ -155,7 +155,7 @@ func (p *Postgres) insertRefusing(ctx context.Context, tx pgx.Tx, stmts *stagedS
 	if _, err := tx.Exec(ctx, `SAVEPOINT pgtrail_checked`); err != nil {
 		return 0, fmt.Errorf("postgres: savepoint: %w", err)
 	}
-	err := p.insertStaged(ctx, tx, stmts.insert, objs, res, alerts)
+	err := p.insertStaged(ctx, tx, stmts.insert, objs, res, alerts, act)
 	each := refused(err)
 	if each {
 		p.log.Warn("PostgreSQL refused a value that no cast shows; inserting the events one at a time", zap.Error(err))
@@ -169,6 +169,11 @@ func (p *Postgres) insertRefusing(ctx context.Context, tx pgx.Tx, stmts *stagedS
 			if _, err := tx.Exec(ctx, insertStagedAlerts, alerts); err != nil {
 				return 0, fmt.Errorf("postgres: insert alerts: %w", err)
 			}
+		}
+		clear(act)
+		rows, _ := tx.Query(ctx, stagedActivity)
+		if err := readActivity(rows, act); err != nil {
+			return 0, fmt.Errorf("postgres: count activity: %w", err)
 		}
 	} else if err != nil {
 		return 0, err

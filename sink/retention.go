@@ -95,8 +95,8 @@ func (p *Postgres) DropPartitionsBefore(ctx context.Context, cutoff time.Time, d
 }
 
 // RunRetention keeps days days of events until ctx ends: it drops the older
-// partitions, and deletes the settled alerts of older events, at once and
-// then every interval. Processes sharing the
+// partitions, and deletes the settled alerts of older events and the
+// activity of the hours dropped, at once and then every interval. Processes sharing the
 // database take turns, one at a time; a failed attempt is logged and tried
 // again after at most five minutes.
 func (p *Postgres) RunRetention(ctx context.Context, days int, interval time.Duration) {
@@ -138,6 +138,11 @@ func (p *Postgres) RunRetention(ctx context.Context, days int, interval time.Dur
 					zap.Int64("summaries", d.Summaries), zap.Int64("deliveries", d.Deliveries))
 			case err != nil && ctx.Err() == nil:
 				log.Warn("retention of alerts failed", zap.Error(err))
+				next = min(interval, 5*time.Minute)
+			}
+			// And the activity of the hours dropped (activity.go).
+			if _, err := p.CompactActivity(ctx, cutoff); err != nil && ctx.Err() == nil {
+				log.Warn("retention of activity failed", zap.Error(err))
 				next = min(interval, 5*time.Minute)
 			}
 		}

@@ -83,8 +83,14 @@ func (r *rows) Next(row *cloudtrail.Entry) error {
 
 func setup(t *testing.T) *sink.Postgres {
 	t.Helper()
+	return setupAt(t, pgtest.New(t))
+}
+
+// setupAt is setup on the database at url.
+func setupAt(t *testing.T, url string) *sink.Postgres {
+	t.Helper()
 	ctx := context.Background()
-	pg, err := sink.Open(ctx, sink.Config{URL: pgtest.New(t)}, zaptest.NewLogger(t))
+	pg, err := sink.Open(ctx, sink.Config{URL: url}, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

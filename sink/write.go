@@ -69,15 +69,16 @@ const insertOrder = `event_time, event_id COLLATE "C"`
 const stagedOrder = insertOrder + `, obj, rec`
 
 // insertEvents moves the staged events into cloudtrail_events and counts
-// what each object inserted. The first %s is eventColumns, the second the
+// what each object inserted, by hour, with the failed calls among them. The first %s is eventColumns, the second the
 // select list, which casts the JSON columns (newStagedSQL).
 const insertEvents = `WITH ins AS (
     INSERT INTO cloudtrail_events (%s)
     SELECT %s FROM pgtrail_staging WHERE reason IS NULL
     ORDER BY ` + stagedOrder + `
     ON CONFLICT DO NOTHING
-    RETURNING s3_bucket, s3_key
-) SELECT s3_bucket, s3_key, count(*) FROM ins GROUP BY 1, 2`
+    RETURNING s3_bucket, s3_key, event_time, error_code
+) SELECT s3_bucket, s3_key, date_bin('1 hour', event_time, timestamptz '1970-01-01 00:00:00+00'), count(*), count(error_code)
+FROM ins GROUP BY 1, 2, 3`
 
 const insertRejects = `INSERT INTO cloudtrail_rejects (s3_bucket, s3_key, record_index, reason, raw)
     SELECT s3_bucket, s3_key, rec, reason, raw FROM pgtrail_staging WHERE reason IS NOT NULL
@@ -106,13 +107,17 @@ const upsertLedgerUnhashed = `INSERT INTO cloudtrail_objects
         duplicates = EXCLUDED.duplicates,
         processed_at = EXCLUDED.processed_at -- the column's default; Citus refuses a function here`
 
-// queueLedger queues the ledger rows of objs, with what res counted, and
-// the integrity check of those a digest listed before they arrived
-// (integrity.go).
-func (p *Postgres) queueLedger(ctx context.Context, batch *pgx.Batch, objs []*Object, res []WriteResult) error {
-	hashed, err := p.ledgerHashed(ctx)
+// queueLedger queues the ledger rows of objs, with what res counted, the
+// integrity check of those a digest listed before they arrived
+// (integrity.go), and the activity of the events inserted (activity.go).
+func (p *Postgres) queueLedger(ctx context.Context, batch *pgx.Batch, objs []*Object, res []WriteResult, act hourCounts) error {
+	f, err := p.features(ctx)
 	if err != nil {
 		return err
+	}
+	hashed := f.hashed
+	if f.activity {
+		queueActivity(batch, act)
 	}
 	for i, o := range objs {
 		r := &res[i]
@@ -207,10 +212,11 @@ func (p *Postgres) writeStaged(ctx context.Context, objs []*Object, srcs []Entry
 	if err != nil {
 		return nil, err
 	}
-	err = p.insertStaged(ctx, tx, stmts.insert, objs, res, alerts)
+	act := hourCounts{}
+	err = p.insertStaged(ctx, tx, stmts.insert, objs, res, alerts, act)
 	if refused(err) {
 		var n int
-		n, err = p.insertRefusing(ctx, tx, stmts, objs, res, alerts)
+		n, err = p.insertRefusing(ctx, tx, stmts, objs, res, alerts, act)
 		rejects += n
 	}
 	if err != nil {
@@ -223,7 +229,7 @@ func (p *Postgres) writeStaged(ctx context.Context, objs []*Object, srcs []Entry
 	}
 
 	batch := &pgx.Batch{}
-	if err := p.queueLedger(ctx, batch, objs, res); err != nil {
+	if err := p.queueLedger(ctx, batch, objs, res, act); err != nil {
 		return nil, err
 	}
 	if err := tx.SendBatch(ctx, batch).Close(); err != nil {
@@ -236,14 +242,16 @@ func (p *Postgres) writeStaged(ctx context.Context, objs []*Object, srcs []Entry
 }
 
 // insertStaged runs insert (insertEvents) and sets each object's Inserted
-// in res; with alerts (alertsJSON), it stores those whose events it
-// inserted in the same statement. Its error is not classified.
-func (p *Postgres) insertStaged(ctx context.Context, tx pgx.Tx, insert string, objs []*Object, res []WriteResult, alerts []byte) error {
+// in res, and act to the activity of the events inserted; with alerts
+// (alertsJSON), it stores those whose events it inserted in the same
+// statement. Its error is not classified.
+func (p *Postgres) insertStaged(ctx context.Context, tx pgx.Tx, insert string, objs []*Object, res []WriteResult, alerts []byte, act hourCounts) error {
 	byKey := make(map[[2]string]int, len(objs))
 	for i, o := range objs {
 		byKey[[2]string{o.Bucket, o.Key}] = i
 		res[i].Inserted = 0
 	}
+	clear(act)
 	var args []any
 	if alerts != nil {
 		insert, args = insertingAlerts(insert), []any{alerts}
@@ -255,13 +263,15 @@ func (p *Postgres) insertStaged(ctx context.Context, tx pgx.Tx, insert string, o
 	defer rows.Close()
 	for rows.Next() {
 		var bucket, key string
-		var n int
-		if err := rows.Scan(&bucket, &key, &n); err != nil {
+		var hour time.Time
+		var n, failed int64
+		if err := rows.Scan(&bucket, &key, &hour, &n, &failed); err != nil {
 			return fmt.Errorf("postgres: insert events: %w", p.missingPartition(err))
 		}
 		if i, ok := byKey[[2]string{bucket, key}]; ok {
-			res[i].Inserted += n
+			res[i].Inserted += int(n)
 		}
+		act.addN(hour, n, failed)
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("postgres: insert events: %w", p.missingPartition(err))

@@ -34,8 +34,9 @@ type daemon struct {
 	// consume is the consumer (worker.Worker.Run). It returns when ctx
 	// ends (SIGTERM, SIGINT) or, with -drain, once the queue is empty.
 	consume func(ctx context.Context) error
-	// retention applies PGTRAIL_RETENTION_DAYS until ctx ends; nil when
-	// retention is off.
+	// retention applies PGTRAIL_RETENTION_DAYS, when set, and compacts
+	// the activity rows (sink.Postgres.CompactActivity) until ctx ends;
+	// nil runs neither.
 	retention func(ctx context.Context)
 	// relay delivers the stored alerts until ctx ends; nil without an
 	// alert destination.
@@ -69,7 +70,7 @@ func (d *daemon) run(ctx context.Context) error {
 		<-consumed
 	})
 
-	// 2. Retention, when on. Its work, like the consumer's receiving,
+	// 2. Retention and compaction. Their work, like the consumer's receiving,
 	// stops at SIGTERM (a partition drop is not worth holding the drain
 	// for); the actor itself returns only when the group stops it, so
 	// that the consumer's result is the run's.

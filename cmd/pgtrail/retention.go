@@ -13,6 +13,11 @@ import (
 // retentionInterval is how often run applies PGTRAIL_RETENTION_DAYS.
 const retentionInterval = time.Hour
 
+// activityCompaction is how often run merges the activity rows that
+// writes add (a row an hour of events a write, a few a second under load)
+// into one an hour.
+const activityCompaction = 5 * time.Minute
+
 // cmdRetention drops the day partitions older than PGTRAIL_RETENTION_DAYS
 // (or -days) and prints each one, then deletes the settled alerts of the
 // events older than that; with -dry-run it only prints what would go.
@@ -86,5 +91,12 @@ func cmdRetention(ctx context.Context, a *app, args []string) error {
 		verb = "would delete"
 	}
 	fmt.Fprintf(a.stdout, "%s %d settled alerts, %d summaries, %d delivery records\n", verb, d.Alerts, d.Summaries, d.Deliveries)
+	if !*dryRun {
+		// The activity rows of the hours dropped go too (a dry run has
+		// nothing to say of them: a few rows an hour).
+		if _, err := pg.CompactActivity(ctx, cutoff); err != nil {
+			return err
+		}
+	}
 	return nil
 }

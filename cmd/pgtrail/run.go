@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -132,8 +133,14 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 	if relay := a.cfg.alertRelay(a.cfg.alertDestinations(awsCfg), pg, reg, a); relay != nil {
 		d.relay = relay.Run
 	}
-	if days := a.cfg.RetentionDays; days != 0 {
-		d.retention = func(ctx context.Context) { pg.RunRetention(ctx, days, retentionInterval) }
+	days := a.cfg.RetentionDays
+	d.retention = func(ctx context.Context) {
+		var wg sync.WaitGroup
+		if days != 0 {
+			wg.Go(func() { pg.RunRetention(ctx, days, retentionInterval) })
+		}
+		pg.RunActivityCompaction(ctx, activityCompaction)
+		wg.Wait()
 	}
 	if a.cfg.HTTPAddr != "" {
 		if d.http, d.ln, err = listenHTTP(a.cfg.HTTPAddr, reg, pg, w, a.log); err != nil {
