@@ -10,12 +10,11 @@ import (
 	"strings"
 	"testing"
 
-	"go.uber.org/zap/zaptest"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/pgtrail/pgtrail/alert"
 	"github.com/pgtrail/pgtrail/internal/corpus"
-	"github.com/pgtrail/pgtrail/internal/pgtest"
+	"github.com/pgtrail/pgtrail/internal/testdb"
 	"github.com/pgtrail/pgtrail/sigma"
 	"github.com/pgtrail/pgtrail/sink"
 	"github.com/pgtrail/pgtrail/worker"
@@ -36,29 +35,15 @@ var cisDifferences = map[string]map[string]string{}
 // an analyst queries, the rule what pages them, and a control must not
 // mean two things.
 func TestCISViewsAgreeWithRules(t *testing.T) {
-	ctx := context.Background()
 	dir := corpus.Dir(t)
-	pg, err := sink.Open(ctx, sink.Config{URL: pgtest.New(t)}, zaptest.NewLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pg.Close)
-	if _, err := pg.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	pg, _ := testdb.Open(t)
 	set := sigma.Builtin()
 	pg.SetMatcher(alert.NewRules(set))
 	files, err := worker.LogFiles([]string{filepath.Join(dir, "s3")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	files = append(files, cisRecordsFile(t))
-	proc := worker.NewProcessor(worker.Config{}, nil, pg, nil, nil, zaptest.NewLogger(t))
-	for _, f := range files {
-		if _, err := proc.File(ctx, f); err != nil {
-			t.Fatalf("ingest %s: %v", f, err)
-		}
-	}
+	testdb.Ingest(t, pg, append(files, cisRecordsFile(t)))
 
 	controls := 0
 	total := 0

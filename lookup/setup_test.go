@@ -21,7 +21,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/pgtrail/pgtrail/internal/corpus"
-	"github.com/pgtrail/pgtrail/internal/pgtest"
+	"github.com/pgtrail/pgtrail/internal/testdb"
 	"github.com/pgtrail/pgtrail/lookup"
 	"github.com/pgtrail/pgtrail/sink"
 	"github.com/pgtrail/pgtrail/worker"
@@ -47,17 +47,8 @@ type bundle struct {
 // write path, as pgtrail ingest does.
 func setup(t *testing.T, sources ...string) *bundle {
 	t.Helper()
-	ctx := context.Background()
 	dir := corpus.Dir(t)
-	url := pgtest.New(t)
-	pg, err := sink.Open(ctx, sink.Config{URL: url}, zaptest.NewLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pg.Close)
-	if _, err := pg.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	pg, url := testdb.Open(t)
 	roots := []string{filepath.Join(dir, "s3")}
 	if len(sources) > 0 {
 		roots = nil
@@ -69,20 +60,8 @@ func setup(t *testing.T, sources ...string) *bundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	proc := worker.NewProcessor(worker.Config{}, nil, pg, nil, nil, zaptest.NewLogger(t))
-	for _, f := range files {
-		if _, err := proc.File(ctx, f); err != nil {
-			t.Fatalf("ingest %s: %v", f, err)
-		}
-	}
-	if _, err := pg.Pool().Exec(ctx, "ANALYZE"); err != nil {
-		t.Fatal(err)
-	}
-	r, err := sink.OpenReader(ctx, sink.Config{URL: url})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(r.Close)
+	testdb.Ingest(t, pg, files)
+	r := testdb.Reader(t, url)
 	return &bundle{url: url, reader: r, owner: pg}
 }
 

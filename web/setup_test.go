@@ -1,7 +1,6 @@
 package web_test
 
 import (
-	"context"
 	"encoding/json"
 	"net/http/httptest"
 	"os"
@@ -14,7 +13,7 @@ import (
 
 	"github.com/pgtrail/pgtrail/alert"
 	"github.com/pgtrail/pgtrail/internal/corpus"
-	"github.com/pgtrail/pgtrail/internal/pgtest"
+	"github.com/pgtrail/pgtrail/internal/testdb"
 	"github.com/pgtrail/pgtrail/lookup"
 	"github.com/pgtrail/pgtrail/sigma"
 	"github.com/pgtrail/pgtrail/sink"
@@ -50,38 +49,16 @@ type bundle struct {
 
 func setup(t *testing.T) *bundle {
 	t.Helper()
-	ctx := context.Background()
 	dir := corpus.Dir(t)
-	url := pgtest.New(t)
 	log := zaptest.NewLogger(t)
-	pg, err := sink.Open(ctx, sink.Config{URL: url}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pg.Close)
-	if _, err := pg.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	pg, url := testdb.Open(t)
 	pg.SetMatcher(alert.NewRules(sigma.Builtin()))
 	files, err := worker.LogFiles([]string{filepath.Join(dir, "s3")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	files = append(files, hostileFile(t))
-	proc := worker.NewProcessor(worker.Config{}, nil, pg, nil, nil, log)
-	for _, f := range files {
-		if _, err := proc.File(ctx, f); err != nil {
-			t.Fatalf("ingest %s: %v", f, err)
-		}
-	}
-	if _, err := pg.Pool().Exec(ctx, "ANALYZE"); err != nil {
-		t.Fatal(err)
-	}
-	r, err := sink.OpenReader(ctx, sink.Config{URL: url})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(r.Close)
+	testdb.Ingest(t, pg, append(files, hostileFile(t)))
+	r := testdb.Reader(t, url)
 	creds := lookup.StaticCredentials(map[string]string{testKeyID: testSecret})
 	page, err := web.New(web.Options{Store: r, Keys: creds, Log: log})
 	if err != nil {
