@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/pgtrail/pgtrail/internal/pgtest"
+	"github.com/pgtrail/pgtrail/internal/testdb"
 	"github.com/pgtrail/pgtrail/sink"
 	"github.com/pgtrail/pgtrail/worker"
 )
@@ -152,16 +153,8 @@ func TestCookbook(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		proc := worker.NewProcessor(worker.Config{}, nil, pg, nil, nil, zaptest.NewLogger(t))
-		for _, f := range files {
-			if _, err := proc.File(ctx, f); err != nil {
-				t.Fatalf("ingest %s: %v", f, err)
-			}
-		}
+		testdb.Ingest(t, pg, files)
 		c = readCorpus(t, files)
-		if _, err := pg.Pool().Exec(ctx, "ANALYZE"); err != nil {
-			t.Fatal(err)
-		}
 	}
 
 	conn, err := pgx.Connect(ctx, dbURL)
