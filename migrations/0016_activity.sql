@@ -60,6 +60,9 @@ DECLARE
     today constant date := (now() AT TIME ZONE 'UTC')::date;
     floor_days integer;
 BEGIN
+    -- One at a time: two merges deleting the same rows in another order
+    -- would deadlock.
+    PERFORM pg_advisory_xact_lock(hashtext('pgtrail.activity'));
     deleted := 0;
     IF cutoff IS NOT NULL THEN
         IF cutoff > today THEN
@@ -75,8 +78,8 @@ BEGIN
             USING cutoff::timestamp AT TIME ZONE 'UTC';
         GET DIAGNOSTICS deleted = ROW_COUNT;
     END IF;
-    -- A row another transaction merges meanwhile is skipped: it is gone
-    -- when this DELETE gets to it, and its sum is that transaction's.
+    -- Rows that writers add meanwhile are not seen, and are merged next
+    -- time.
     EXECUTE format($q$WITH d AS (
             DELETE FROM %1$I.cloudtrail_activity
             WHERE hour IN (SELECT hour FROM %1$I.cloudtrail_activity GROUP BY hour HAVING count(*) > 1)
