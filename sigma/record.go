@@ -76,6 +76,9 @@ const (
 type cand struct {
 	text string
 	kind uint8
+	// ascii remembers for string matchers whether text is ASCII: 0 not
+	// known yet, 1 it is, 2 it is not.
+	ascii uint8
 }
 
 // reset prepares r for the record raw, keeping its buffers; npaths and
@@ -169,8 +172,17 @@ func (r *record) scanFor(path *fieldPath) {
 func (r *record) noEscapes() bool {
 	if r.escapes == 0 {
 		r.escapes = 1
-		if bytes.Contains(r.raw, []byte(`\u`)) {
-			r.escapes = 2
+		// Backslashes are few: find each, rather than the pair.
+		for at := 0; ; {
+			i := bytes.IndexByte(r.raw[at:], '\\')
+			if i < 0 || at+i+1 >= len(r.raw) {
+				break
+			}
+			if r.raw[at+i+1] == 'u' {
+				r.escapes = 2
+				break
+			}
+			at += i + 1
 		}
 	}
 	return r.escapes == 1
@@ -263,6 +275,11 @@ func (r *record) keyMatches(m *member, name string, at int) (int, bool) {
 	rest := name[at:]
 	var k string
 	if !m.kesc {
+		// Most keys differ from the name in length or first byte.
+		n := int(m.k1 - m.k0)
+		if n > len(rest) || (n < len(rest) && rest[n] != '.') || (n > 0 && r.raw[m.k0] != rest[0]) {
+			return 0, false
+		}
 		k = bytesString(r.raw[m.k0:m.k1])
 	} else {
 		k = unquote(r.raw[m.k0:m.k1])

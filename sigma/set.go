@@ -22,8 +22,10 @@ type Set struct {
 	byName   map[string][]int32
 	bySource map[string][]int32
 	always   []int32
-	// needles is the number of needles of the rules (needle.go).
-	needles int
+	// needles is the number of needles of the rules (needle.go), and
+	// needleKeys the searches that find them, one per key.
+	needles    int
+	needleKeys map[string]*needleKey
 
 	pool sync.Pool // *evaluation
 }
@@ -48,6 +50,7 @@ func NewSet(rules []*Rule, refused, skipped []Refusal) *Set {
 	s := &Set{
 		rules: rules, refused: refused, skipped: skipped,
 		byName: map[string][]int32{}, bySource: map[string][]int32{},
+		needleKeys: map[string]*needleKey{},
 	}
 	ids, segs := map[string]int{}, map[string]int{}
 	pathID := func(p *fieldPath) int {
@@ -88,9 +91,10 @@ func NewSet(rules []*Rule, refused, skipped []Refusal) *Set {
 		r.index = prefilter{names: constraint(r.cond, "eventName"), sources: constraint(r.cond, "eventSource")}
 		if r.index.names == nil {
 			r.needles = ruleNeedles(r.cond)
-			for _, n := range r.needles {
-				n.id = s.needles
-				s.needles++
+			for _, g := range r.needles {
+				for _, n := range g {
+					s.addNeedle(n)
+				}
 			}
 		}
 		switch {
@@ -109,6 +113,22 @@ func NewSet(rules []*Rule, refused, skipped []Refusal) *Set {
 	s.nsegs = len(segs)
 	s.pool.New = func() any { return new(evaluation) }
 	return s
+}
+
+// addNeedle gives n its state id and the search for its key.
+func (s *Set) addNeedle(n *fieldNeedle) {
+	if n.k != nil {
+		return // in several groups
+	}
+	n.id = s.needles
+	s.needles++
+	k := s.needleKeys[n.key]
+	if k == nil {
+		k = &needleKey{key: n.key, rare: n.rare}
+		s.needleKeys[n.key] = k
+	}
+	k.needles = append(k.needles, n)
+	n.k = k
 }
 
 // itemCost orders a clause's items: eventName and eventSource first, other
