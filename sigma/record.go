@@ -37,6 +37,10 @@ type record struct {
 	// segs remembers, by first segment id, how far the top-level scan must
 	// go for paths that begin with that segment.
 	segs []segState
+	// tree is the objects the Set's paths go through (objects.go), nil
+	// for none; stack holds the members of objects being read.
+	tree  *objNode
+	stack []member
 }
 
 // segState is where the last occurrence of a first segment is, or -1.
@@ -92,6 +96,7 @@ func (r *record) reset(raw []byte, npaths, nsegs int) {
 	r.cands = r.cands[:0]
 	r.mems = r.mems[:0]
 	r.objs = r.objs[:0]
+	r.stack = r.stack[:0]
 	if cap(r.paths) < npaths || cap(r.segs) < nsegs {
 		r.paths = make([]pathResult, npaths)
 		r.segs = make([]segState, nsegs)
@@ -225,7 +230,7 @@ func (r *record) scanTo(limit int, path *fieldPath) {
 		v0 := skipSpace(b, j+1)
 		v1 := v0
 		if into != "" && !esc && v0 < len(b) && b[v0] == '{' && string(b[i+1:kend-1]) == into {
-			v1 = r.objectEnd(int32(v0))
+			v1 = r.readObject(int32(v0), r.tree.kid(into), 0)
 		}
 		if v1 <= v0 {
 			v1 = skipValue(b, v0)

@@ -14,6 +14,7 @@ type Set struct {
 	skipped []Refusal
 
 	paths []*fieldPath // by id: every field path the rules use
+	tree  *objNode     // the objects the paths go through
 	nsegs int          // the number of distinct first segments of paths
 
 	// The prefilter: rules by the lower-case eventName they need, by the
@@ -51,6 +52,7 @@ func NewSet(rules []*Rule, refused, skipped []Refusal) *Set {
 		rules: rules, refused: refused, skipped: skipped,
 		byName: map[string][]int32{}, bySource: map[string][]int32{},
 		needleKeys: map[string]*needleKey{},
+		tree:       &objNode{},
 	}
 	ids, segs := map[string]int{}, map[string]int{}
 	pathID := func(p *fieldPath) int {
@@ -59,6 +61,7 @@ func NewSet(rules []*Rule, refused, skipped []Refusal) *Set {
 			id = len(s.paths)
 			ids[p.name] = id
 			s.paths = append(s.paths, p)
+			s.tree.add(p.name)
 		}
 		if p.first != "" {
 			seg, ok := segs[p.first]
@@ -188,6 +191,7 @@ func (s *Set) Match(source, name string, record []byte) []Match {
 	}
 	e := s.pool.Get().(*evaluation)
 	e.rec.reset(record, len(s.paths), s.nsegs)
+	e.rec.tree = s.tree
 	e.text = bytesString(record)
 	e.resetNeedles(s.needles)
 	var out []Match
