@@ -199,12 +199,12 @@ func (s *Set) Match(source, name string, record []byte) []Match {
 		// Names beyond ASCII: lower-casing may not agree with the
 		// case folding of the match, so no rule is skipped.
 		for i := range s.rules {
-			out = s.try(out, e, int32(i), nil)
+			out = s.try(out, e, int32(i), "", false)
 		}
 	} else {
-		out = s.tryAll(out, e, byName, srcKey)
-		out = s.tryAll(out, e, bySource, nil)
-		out = s.tryAll(out, e, s.always, nil)
+		out = s.tryAll(out, e, byName, bytesString(srcKey), true)
+		out = s.tryAll(out, e, bySource, "", false)
+		out = s.tryAll(out, e, s.always, "", false)
 		if len(out) > 1 {
 			slices.SortFunc(out, func(a, b Match) int { return s.order(a.Rule) - s.order(b.Rule) })
 		}
@@ -219,18 +219,18 @@ func (s *Set) order(r *Rule) int {
 	return slices.Index(s.rules, r)
 }
 
-// tryAll evaluates the rules at idx; srcKey, when not nil, is the event's
+// tryAll evaluates the rules at idx; srcKey, when bySrc, is the event's
 // lower-case eventSource, which a rule's own sources must then include.
-func (s *Set) tryAll(out []Match, e *evaluation, idx []int32, srcKey []byte) []Match {
+func (s *Set) tryAll(out []Match, e *evaluation, idx []int32, srcKey string, bySrc bool) []Match {
 	for _, i := range idx {
-		out = s.try(out, e, i, srcKey)
+		out = s.try(out, e, i, srcKey, bySrc)
 	}
 	return out
 }
 
-func (s *Set) try(out []Match, e *evaluation, i int32, srcKey []byte) []Match {
+func (s *Set) try(out []Match, e *evaluation, i int32, srcKey string, bySrc bool) []Match {
 	r := s.rules[i]
-	if srcKey != nil && r.index.sources != nil && !slices.Contains(r.index.sources, string(srcKey)) {
+	if bySrc && r.index.sources != nil && !slices.Contains(r.index.sources, srcKey) {
 		return out
 	}
 	if r.needles != nil && !e.anyNeedle(r.needles) {
@@ -242,9 +242,14 @@ func (s *Set) try(out []Match, e *evaluation, i int32, srcKey []byte) []Match {
 	return out
 }
 
-// lowerKey appends s in lower case to buf; ok is false if s is not ASCII.
+// lowerKey returns s in lower case, in buf's array when it fits; ok is
+// false if s is not ASCII.
 func lowerKey(buf []byte, s string) ([]byte, bool) {
-	for i := 0; i < len(s); i++ {
+	if len(s) > cap(buf) {
+		buf = make([]byte, len(s))
+	}
+	buf = buf[:len(s)]
+	for i := range buf {
 		c := s[i]
 		if c >= 0x80 {
 			return nil, false
@@ -252,7 +257,7 @@ func lowerKey(buf []byte, s string) ([]byte, bool) {
 		if 'A' <= c && c <= 'Z' {
 			c += 'a' - 'A'
 		}
-		buf = append(buf, c)
+		buf[i] = c
 	}
 	return buf, true
 }
