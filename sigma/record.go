@@ -132,6 +132,9 @@ func (r *record) resolve(path *fieldPath) bool {
 	found := false
 	for i := len(r.top) - 1; i >= 0; i-- {
 		m := &r.top[i]
+		if r.keyDiffers(m, path.name) {
+			continue
+		}
 		n, ok := r.keyMatches(m, path.name, 0)
 		if !ok || r.shadowed(r.top[i+1:], m) {
 			continue
@@ -274,15 +277,21 @@ func (r *record) key(m *member) string {
 	return unquote(r.raw[m.k0:m.k1])
 }
 
+// keyDiffers reports, without a call, that m's key is not the next
+// segment (or segments) of rest, as most keys are not: their length or
+// their first byte differs. false says nothing.
+func (r *record) keyDiffers(m *member, rest string) bool {
+	n := int(m.k1 - m.k0)
+	return !m.kesc && (n > len(rest) || (n < len(rest) && rest[n] != '.') || (n > 0 && r.raw[m.k0] != rest[0]))
+}
+
 // keyMatches reports whether m's key is the next segment (or segments) of
 // the dotted name from offset at, and returns the offset after it.
 func (r *record) keyMatches(m *member, name string, at int) (int, bool) {
 	rest := name[at:]
 	var k string
 	if !m.kesc {
-		// Most keys differ from the name in length or first byte.
-		n := int(m.k1 - m.k0)
-		if n > len(rest) || (n < len(rest) && rest[n] != '.') || (n > 0 && r.raw[m.k0] != rest[0]) {
+		if r.keyDiffers(m, rest) {
 			return 0, false
 		}
 		k = bytesString(r.raw[m.k0:m.k1])
@@ -325,6 +334,9 @@ func (r *record) descend(v0, v1 int32, name string, at int, depth int, cache boo
 		}
 		found := false
 		for i := len(ms) - 1; i >= 0; i-- {
+			if r.keyDiffers(&ms[i], name[at:]) {
+				continue
+			}
 			n, ok := r.keyMatches(&ms[i], name, at)
 			if !ok || r.shadowed(ms[i+1:], &ms[i]) {
 				continue
