@@ -202,9 +202,14 @@ func (s *Set) Match(source, name string, record []byte) []Match {
 			out = s.try(out, e, int32(i), "", false)
 		}
 	} else {
+		// The rules that every event is a candidate for first: on the
+		// records that pass their needles they read userIdentity as
+		// objects, which the others would have skipped on their way to
+		// eventName (the order of the matches is the set's, whatever the
+		// order of evaluation).
+		out = s.tryAll(out, e, s.always, "", false)
 		out = s.tryAll(out, e, byName, bytesString(srcKey), true)
 		out = s.tryAll(out, e, bySource, "", false)
-		out = s.tryAll(out, e, s.always, "", false)
 		if len(out) > 1 {
 			slices.SortFunc(out, func(a, b Match) int { return s.order(a.Rule) - s.order(b.Rule) })
 		}
