@@ -68,6 +68,12 @@ func TestPrefiltersAgree(t *testing.T) {
 		repl(`"type":"AssumedRole"`, `"type":"Assumed\"Role"`),
 		repl(`"sessionIssuer":{`, `"sessionIssuer":{"type":"Role"},"x":{`),
 		repl(`"sessionIssuer":{`, `"sessionIssuer.type":"Role","x":{`),
+		// A duplicated userIdentity (the last one counts), one in an
+		// array, and records that are not JSON: cut short, or unbalanced.
+		repl(`"userIdentity":{`, `"userIdentity":{"type":"AssumedRole","sessionContext":{"sessionIssuer":{"type":"Role"}}},"userIdentity":{`),
+		repl(`"userIdentity":{`, `"userIdentity":[{"type":"Root"},{`),
+		func(b []byte) []byte { return b[:len(b)*2/3] },
+		repl(`"sessionIssuer":{`, `"sessionIssuer":[{`),
 	}
 	matched := 0
 	for _, r := range loadCorpus(t) {
