@@ -55,21 +55,24 @@ func (e *evaluation) resetNeedles(n int) {
 }
 
 // anyNeedle reports whether the record may hold what a rule with the
-// needles ns needs: one of them may be in it, or the record has \u
-// escapes, which needles cannot see through.
+// needles ns needs: all needles of one of their groups may be in it, or
+// the record has \u escapes, which needles cannot see through.
 func (e *evaluation) anyNeedle(ns needleSet) bool {
 	if !e.rec.noEscapes() {
 		return true
 	}
-	for _, n := range ns {
-		st := &e.needles[n.id]
-		if *st == 0 {
-			*st = 1
-			if n.in(e.rec.raw) {
-				*st = 2
+	for _, g := range ns {
+		ok := true
+		for _, n := range g {
+			if e.needles[n.id] == 0 {
+				n.k.find(e.rec.raw, e.needles)
+			}
+			if e.needles[n.id] != 2 {
+				ok = false
+				break
 			}
 		}
-		if *st == 2 {
+		if ok {
 			return true
 		}
 	}

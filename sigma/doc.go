@@ -12,8 +12,9 @@
 // Set.Match evaluates a compiled Set on one event: its eventSource and
 // eventName select the candidate rules (most events are candidates for
 // none); a rule that names no eventName is skipped when the record lacks
-// its needles (needle.go), a member it needs found by a byte search; and
-// the record's JSON is read only as far as the remaining rules need.
+// its needles (needle.go), the members it needs found by a byte search;
+// and the record's JSON is read only as far as the remaining rules need,
+// each object on their paths once (objects.go).
 //
 // The detection semantics follow the rules specification and its modifiers
 // appendix (v2.1), and pySigma where the specification is silent:

@@ -8,7 +8,8 @@ import (
 // Needles are the second prefilter, for the rules that the eventName
 // prefilter cannot skip because they name no eventName: the built-in
 // pack's root-account rule (userIdentity.type: Root) and unauthorized-calls
-// rule (errorCode|startswith: AccessDenied), evaluated on every event.
+// rule (errorCode|startswith: AccessDenied), SigmaHQ's AssumeRole-misuse
+// rule (userIdentity.type: AssumedRole), evaluated on every event.
 // Evaluating them means reading the record's structure as far as the
 // field, which on records whose keys are sorted (userIdentity last) is the
 // whole record. A needle is what such a rule needs the record to hold:
@@ -29,6 +30,14 @@ import (
 //     (userIdentity.type as one key), a dot;
 //   - a string value without escapes is its own text; any other value (an
 //     escaped string, a number, an array, an object) is left to the rule.
+//
+// A rule's needles are groups, of which the record must hold one whole: a
+// clause (an AND of items) needs the needle of each of its items that has
+// one (userIdentity.type: AssumedRole and
+// userIdentity.sessionContext.sessionIssuer.type: Role), and an OR of
+// clauses needs one clause's. The needles of all rules with the same key
+// are looked for in one search per record (needleKey), which settles them
+// all: the built-in root rule and the AssumeRole rule search "type" once.
 
 // fieldNeedle is a needle: a member whose key ends with key and whose
 // value one of alts matches.
@@ -36,12 +45,24 @@ type fieldNeedle struct {
 	key  string
 	rare int // index in key of its rarest byte
 	alts []*pattern
-	id   int // index in the Set's needle states
+	id   int        // index in the Set's needle states
+	k    *needleKey // the Set's search for key
 }
 
-// needleSet is a rule's needles: at least one must be found for the rule
-// to match. nil means the rule has none (it may match anything).
-type needleSet []*fieldNeedle
+// needleKey is the search for the members with one key, for all the
+// needles of a Set with that key.
+type needleKey struct {
+	key     string
+	rare    int
+	needles []*fieldNeedle
+}
+
+// needleSet is a rule's needles: an OR of groups, each the AND of its
+// needles. nil means the rule has none (it may match anything).
+type needleSet [][]*fieldNeedle
+
+// maxNeedleGroups bounds the groups an AND of conditions multiplies into.
+const maxNeedleGroups = 8
 
 // ruleNeedles returns the needles of the condition x, or nil.
 func ruleNeedles(x *expr) needleSet {
@@ -49,25 +70,39 @@ func ruleNeedles(x *expr) needleSet {
 	case opSel:
 		var all needleSet
 		for _, clause := range x.sel.clauses {
-			var n *fieldNeedle
+			var group []*fieldNeedle
 			for _, it := range clause {
-				if n = itemNeedle(it); n != nil {
-					break // one item of the clause is enough
+				if n := itemNeedle(it); n != nil {
+					group = append(group, n)
 				}
 			}
-			if n == nil {
+			if group == nil {
 				return nil // this clause may match without any needle
 			}
-			all = addNeedle(all, n)
+			all = addGroup(all, group)
 		}
 		return all
 	case opAnd:
+		// Each argument's needles are needed: the product of their
+		// groups, as long as it stays small.
+		var all needleSet
 		for _, a := range x.args {
-			if ns := ruleNeedles(a); ns != nil {
-				return ns
+			ns := ruleNeedles(a)
+			switch {
+			case ns == nil:
+			case all == nil:
+				all = ns
+			case len(all)*len(ns) <= maxNeedleGroups:
+				var prod needleSet
+				for _, g := range all {
+					for _, h := range ns {
+						prod = append(prod, append(append([]*fieldNeedle{}, g...), h...))
+					}
+				}
+				all = prod
 			}
 		}
-		return nil
+		return all
 	case opOr:
 		var all needleSet
 		for _, a := range x.args {
@@ -75,8 +110,8 @@ func ruleNeedles(x *expr) needleSet {
 			if ns == nil {
 				return nil
 			}
-			for _, n := range ns {
-				all = addNeedle(all, n)
+			for _, g := range ns {
+				all = addGroup(all, g)
 			}
 		}
 		return all
@@ -84,19 +119,23 @@ func ruleNeedles(x *expr) needleSet {
 	return nil // not: true on records that hold nothing in particular
 }
 
-// addNeedle adds n to ns, merging it with a needle of the same key: one
-// pass finds both (errorCode ending in UnauthorizedOperation, or
-// beginning with AccessDenied).
-func addNeedle(ns needleSet, n *fieldNeedle) needleSet {
-	for i, m := range ns {
-		if m.key == n.key {
-			merged := *m
-			merged.alts = append(append([]*pattern{}, m.alts...), n.alts...)
-			ns[i] = &merged
-			return ns
+// addGroup adds the group g to ns. A group of one needle is merged with
+// another such group of the same key: one needle finds either
+// (errorCode ending in UnauthorizedOperation, or beginning with
+// AccessDenied).
+func addGroup(ns needleSet, g []*fieldNeedle) needleSet {
+	if len(g) == 1 {
+		n := g[0]
+		for i, h := range ns {
+			if len(h) == 1 && h[0].key == n.key {
+				merged := *h[0]
+				merged.alts = append(append([]*pattern{}, h[0].alts...), n.alts...)
+				ns[i] = []*fieldNeedle{&merged}
+				return ns
+			}
 		}
 	}
-	return append(ns, n)
+	return append(ns, g)
 }
 
 // itemNeedle returns the needle of one item, or nil: keyword searches,
@@ -137,20 +176,65 @@ func hasEscapable(s string) bool {
 	return false
 }
 
+// matches reports whether an alternative of n matches the text of a
+// plain string value; *ascii is as for pattern.matchText.
+func (n *fieldNeedle) matches(text string, ascii *uint8) bool {
+	for _, p := range n.alts {
+		if p.matchText(text, ascii) {
+			return true
+		}
+	}
+	return false
+}
+
 // in reports whether b may hold the needle's member: a key ending in
 // n.key whose value is not a plain string, or is one that an alternative
 // matches.
 func (n *fieldNeedle) in(b []byte) bool {
-	c := n.key[n.rare]
-	for at := n.rare; at < len(b); {
+	found := false
+	eachMember(b, n.key, n.rare, func(text string, plain bool) bool {
+		var ascii uint8
+		found = !plain || n.matches(text, &ascii)
+		return found
+	})
+	return found
+}
+
+// find settles the state of each of k's needles for the record b, in
+// states (by needle id): 2 if the needle may be in b, 1 if not.
+func (k *needleKey) find(b []byte, states []uint8) {
+	for _, n := range k.needles {
+		states[n.id] = 1
+	}
+	left := len(k.needles)
+	eachMember(b, k.key, k.rare, func(text string, plain bool) bool {
+		var ascii uint8
+		for _, n := range k.needles {
+			if states[n.id] == 1 && (!plain || n.matches(text, &ascii)) {
+				states[n.id] = 2
+				left--
+			}
+		}
+		return left == 0
+	})
+}
+
+// eachMember calls f with the value of each member of b whose key ends
+// with key (rare is the index in key of its rarest byte), in record order,
+// until f returns true: with the text of a plain string (plain), or with
+// plain false for any other value (a number, an array, an object, an
+// escaped string). It stops at a key with no value after it.
+func eachMember(b []byte, key string, rare int, f func(text string, plain bool) bool) {
+	c := key[rare]
+	for at := rare; at < len(b); {
 		i := bytes.IndexByte(b[at:], c)
 		if i < 0 {
-			return false
+			return
 		}
-		start := at + i - n.rare
-		end := start + len(n.key)
+		start := at + i - rare
+		end := start + len(key)
 		at += i + 1
-		if start < 1 || end >= len(b) || b[end] != '"' || string(b[start:end]) != n.key ||
+		if start < 1 || end >= len(b) || b[end] != '"' || string(b[start:end]) != key ||
 			(b[start-1] != '"' && b[start-1] != '.') {
 			continue
 		}
@@ -160,21 +244,23 @@ func (n *fieldNeedle) in(b []byte) bool {
 		}
 		j = skipSpace(b, j+1)
 		if j >= len(b) {
-			return false
+			return
 		}
 		if b[j] != '"' {
-			return true // a number, an array, an object: left to the rule
+			if f("", false) { // a number, an array, an object: left to the rule
+				return
+			}
+			continue
 		}
 		e, esc := skipStringEsc(b, j)
 		if e < 0 || esc {
-			return true
-		}
-		text := bytesString(b[j+1 : e-1])
-		for _, p := range n.alts {
-			if p.match(text) {
-				return true
+			if f("", false) {
+				return
 			}
+			continue
+		}
+		if f(bytesString(b[j+1:e-1]), true) {
+			return
 		}
 	}
-	return false
 }

@@ -58,6 +58,22 @@ func TestPrefiltersAgree(t *testing.T) {
 		repl(`"errorCode":"AccessDenied"`, "\"errorCode\":\"Acce\u017fsDenied\""),
 		repl(`"errorCode":"AccessDenied"`, `"errorCode":"Access\"Denied"`),
 		repl(`"errorCode":"`, `"errorCode":"Client.`),
+		// The AssumeRole rule's group of two needles, each lost or found
+		// in another way.
+		repl(`"type":"Role"`, `"type":"rOLE"`),
+		repl(`"type":"Role"`, `"type":"R\u006fle"`),
+		repl(`"type":"Role"`, `"type":["Group","Role"]`),
+		repl(`"type":"Role"`, `"type":"Roles"`),
+		repl(`"type":"AssumedRole"`, "\"type\":\"A\u017f\u017fumedRole\""),
+		repl(`"type":"AssumedRole"`, `"type":"Assumed\"Role"`),
+		repl(`"sessionIssuer":{`, `"sessionIssuer":{"type":"Role"},"x":{`),
+		repl(`"sessionIssuer":{`, `"sessionIssuer.type":"Role","x":{`),
+		// A duplicated userIdentity (the last one counts), one in an
+		// array, and records that are not JSON: cut short, or unbalanced.
+		repl(`"userIdentity":{`, `"userIdentity":{"type":"AssumedRole","sessionContext":{"sessionIssuer":{"type":"Role"}}},"userIdentity":{`),
+		repl(`"userIdentity":{`, `"userIdentity":[{"type":"Root"},{`),
+		func(b []byte) []byte { return b[:len(b)*2/3] },
+		repl(`"sessionIssuer":{`, `"sessionIssuer":[{`),
 	}
 	matched := 0
 	for _, r := range loadCorpus(t) {
@@ -92,7 +108,7 @@ func ruleFiles(rs []*Rule) []string {
 func TestNeedlesOfRules(t *testing.T) {
 	cases := []struct {
 		detection string
-		want      string // key: patterns, | between needles
+		want      string // key: patterns, & between needles of a group, | between groups
 	}{
 		{"sel:\n    userIdentity.type: Root\ncondition: sel", "type:root"},
 		{"sel:\n    errorCode|startswith: AccessDenied\nsel2:\n    errorCode|endswith: X\ncondition: 1 of sel*", "errorCode:accessdenied*,*x"},
@@ -107,22 +123,32 @@ func TestNeedlesOfRules(t *testing.T) {
 		{"sel:\n    userIdentity.type|exists: true\ncondition: sel", ""},
 		{"sel:\n    eventName: DeleteTrail\n    userIdentity.type: Root\ncondition: sel", ""},
 		{"sel:\n    requestParameters.a/b: x\ncondition: sel", ""},
+		// A clause needs each of its items' needles; an AND, each argument's.
+		{"sel:\n    userIdentity.type: AssumedRole\n    userIdentity.sessionContext.sessionIssuer.type: Role\ncondition: sel", "type:assumedrole&type:role"},
+		{"sel:\n    userAgent: a\nsel2:\n    errorCode: [b, c]\ncondition: sel and sel2", "userAgent:a&errorCode:b,c"},
+		{"sel:\n    - userAgent: a\n    - userAgent: b\nsel2:\n    - errorCode: c\n      userIdentity.type: t\n    - errorCode: d\ncondition: sel and sel2", "userAgent:a,b&errorCode:c&type:t|userAgent:a,b&errorCode:d"},
+		{"sel:\n    - userAgent: a\n      userIdentity.type: t\n    - errorCode: b\ncondition: sel", "userAgent:a&type:t|errorCode:b"},
+		{"sel:\n    userAgent: a\nsel2:\n    userAgent|re: b\ncondition: sel and sel2", "userAgent:a"},
 	}
 	for _, c := range cases {
 		s := compileTest(t, c.detection)
 		var got []string
-		for _, n := range s.rules[0].needles {
-			var ps []string
-			for _, p := range n.alts {
-				ps = append(ps, strings.Join(p.segs, "*"))
-				if !p.anchorStart {
-					ps[len(ps)-1] = "*" + ps[len(ps)-1]
+		for _, g := range s.rules[0].needles {
+			var group []string
+			for _, n := range g {
+				var ps []string
+				for _, p := range n.alts {
+					ps = append(ps, strings.Join(p.segs, "*"))
+					if !p.anchorStart {
+						ps[len(ps)-1] = "*" + ps[len(ps)-1]
+					}
+					if !p.anchorEnd {
+						ps[len(ps)-1] += "*"
+					}
 				}
-				if !p.anchorEnd {
-					ps[len(ps)-1] += "*"
-				}
+				group = append(group, n.key+":"+strings.Join(ps, ","))
 			}
-			got = append(got, n.key+":"+strings.Join(ps, ","))
+			got = append(got, strings.Join(group, "&"))
 		}
 		if g := strings.Join(got, "|"); g != c.want {
 			t.Errorf("%s\nneedles %q, want %q", c.detection, g, c.want)
@@ -135,7 +161,7 @@ func TestNeedlesOfRules(t *testing.T) {
 // that matches or not, or is no plain string.
 func TestNeedleIn(t *testing.T) {
 	s := compileTest(t, "sel:\n    userIdentity.type: Root\ncondition: sel")
-	n := s.rules[0].needles[0]
+	n := s.rules[0].needles[0][0]
 	rnd := rand.New(rand.NewPCG(1, 2))
 	values := []struct {
 		json string

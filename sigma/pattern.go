@@ -99,6 +99,10 @@ type pattern struct {
 	// ignored.
 	re    *regexp.Regexp
 	ascii bool // the pattern is ASCII and has no ?
+	// whole is whether the pattern is one run anchored both ways (no
+	// wildcard); minLen is the length of its runes together.
+	whole  bool
+	minLen int
 }
 
 func newPattern(s sigmaString, cased bool) *pattern {
@@ -126,6 +130,10 @@ func newPattern(s sigmaString, cased bool) *pattern {
 			if len(p.segs) == 0 {
 				p.segs = []string{""}
 			}
+		}
+		p.whole = len(p.segs) == 1 && p.anchorStart && p.anchorEnd
+		for _, seg := range p.segs {
+			p.minLen += len(seg)
 		}
 	}
 	if !p.ascii || !cased {
@@ -166,15 +174,50 @@ func globRegexp(s sigmaString, cased bool) string {
 }
 
 // match reports whether text matches the pattern.
+//
+// Text shorter than the pattern's literal runs together cannot match, nor
+// can text beyond ASCII that is no longer than the whole text an ASCII
+// pattern is: the runes that fold to ASCII letters (K, the Kelvin sign,
+// for k; ſ for s) take more bytes than the letters, and a byte that is not
+// valid UTF-8 is U+FFFD to the regular expression, which matches no ASCII
+// letter. Neither needs the look at the text beyond ASCII.
 func (p *pattern) match(text string) bool {
-	if !p.ascii || (!p.cased && !isASCII(text)) {
+	var ascii uint8
+	return p.matchText(text, &ascii)
+}
+
+// matchText is match for a text whose isASCII is remembered in *ascii
+// (0: not known yet, 1: ASCII, 2: not), for the next pattern to match it.
+// Of a whole pattern, text more than three times as long cannot match
+// either: no rune folds to an ASCII letter in more than three bytes.
+func (p *pattern) matchText(text string, ascii *uint8) bool {
+	if p.ascii {
+		if len(text) < p.minLen {
+			return false
+		}
+		if p.whole && (len(text) == p.minLen || p.cased || len(text) > 3*p.minLen) {
+			return p.equal(text, p.segs[0])
+		}
+	}
+	if !p.ascii {
 		return p.re.MatchString(text)
+	}
+	if !p.cased {
+		if *ascii == 0 {
+			*ascii = 1
+			if !isASCII(text) {
+				*ascii = 2
+			}
+		}
+		if *ascii == 2 {
+			return p.re.MatchString(text)
+		}
 	}
 	segs := p.segs
 	if len(segs) == 0 { // only wildcards
 		return true
 	}
-	if len(segs) == 1 && p.anchorStart && p.anchorEnd {
+	if p.whole {
 		return p.equal(text, segs[0])
 	}
 	if p.anchorStart {

@@ -37,6 +37,10 @@ type record struct {
 	// segs remembers, by first segment id, how far the top-level scan must
 	// go for paths that begin with that segment.
 	segs []segState
+	// tree is the objects the Set's paths go through (objects.go), nil
+	// for none; stack holds the members of objects being read.
+	tree  *objNode
+	stack []member
 }
 
 // segState is where the last occurrence of a first segment is, or -1.
@@ -76,6 +80,9 @@ const (
 type cand struct {
 	text string
 	kind uint8
+	// ascii remembers for string matchers whether text is ASCII: 0 not
+	// known yet, 1 it is, 2 it is not.
+	ascii uint8
 }
 
 // reset prepares r for the record raw, keeping its buffers; npaths and
@@ -89,6 +96,7 @@ func (r *record) reset(raw []byte, npaths, nsegs int) {
 	r.cands = r.cands[:0]
 	r.mems = r.mems[:0]
 	r.objs = r.objs[:0]
+	r.stack = r.stack[:0]
 	if cap(r.paths) < npaths || cap(r.segs) < nsegs {
 		r.paths = make([]pathResult, npaths)
 		r.segs = make([]segState, nsegs)
@@ -124,6 +132,9 @@ func (r *record) resolve(path *fieldPath) bool {
 	found := false
 	for i := len(r.top) - 1; i >= 0; i-- {
 		m := &r.top[i]
+		if r.keyDiffers(m, path.name) {
+			continue
+		}
 		n, ok := r.keyMatches(m, path.name, 0)
 		if !ok || r.shadowed(r.top[i+1:], m) {
 			continue
@@ -169,8 +180,17 @@ func (r *record) scanFor(path *fieldPath) {
 func (r *record) noEscapes() bool {
 	if r.escapes == 0 {
 		r.escapes = 1
-		if bytes.Contains(r.raw, []byte(`\u`)) {
-			r.escapes = 2
+		// Backslashes are few: find each, rather than the pair.
+		for at := 0; ; {
+			i := bytes.IndexByte(r.raw[at:], '\\')
+			if i < 0 || at+i+1 >= len(r.raw) {
+				break
+			}
+			if r.raw[at+i+1] == 'u' {
+				r.escapes = 2
+				break
+			}
+			at += i + 1
 		}
 	}
 	return r.escapes == 1
@@ -213,7 +233,7 @@ func (r *record) scanTo(limit int, path *fieldPath) {
 		v0 := skipSpace(b, j+1)
 		v1 := v0
 		if into != "" && !esc && v0 < len(b) && b[v0] == '{' && string(b[i+1:kend-1]) == into {
-			v1 = r.objectEnd(int32(v0))
+			v1 = r.readObject(int32(v0), r.tree.kid(into), 0)
 		}
 		if v1 <= v0 {
 			v1 = skipValue(b, v0)
@@ -257,12 +277,23 @@ func (r *record) key(m *member) string {
 	return unquote(r.raw[m.k0:m.k1])
 }
 
+// keyDiffers reports, without a call, that m's key is not the next
+// segment (or segments) of rest, as most keys are not: their length or
+// their first byte differs. false says nothing.
+func (r *record) keyDiffers(m *member, rest string) bool {
+	n := int(m.k1 - m.k0)
+	return !m.kesc && (n > len(rest) || (n < len(rest) && rest[n] != '.') || (n > 0 && r.raw[m.k0] != rest[0]))
+}
+
 // keyMatches reports whether m's key is the next segment (or segments) of
 // the dotted name from offset at, and returns the offset after it.
 func (r *record) keyMatches(m *member, name string, at int) (int, bool) {
 	rest := name[at:]
 	var k string
 	if !m.kesc {
+		if r.keyDiffers(m, rest) {
+			return 0, false
+		}
 		k = bytesString(r.raw[m.k0:m.k1])
 	} else {
 		k = unquote(r.raw[m.k0:m.k1])
@@ -303,6 +334,9 @@ func (r *record) descend(v0, v1 int32, name string, at int, depth int, cache boo
 		}
 		found := false
 		for i := len(ms) - 1; i >= 0; i-- {
+			if r.keyDiffers(&ms[i], name[at:]) {
+				continue
+			}
 			n, ok := r.keyMatches(&ms[i], name, at)
 			if !ok || r.shadowed(ms[i+1:], &ms[i]) {
 				continue

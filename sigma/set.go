@@ -14,6 +14,7 @@ type Set struct {
 	skipped []Refusal
 
 	paths []*fieldPath // by id: every field path the rules use
+	tree  *objNode     // the objects the paths go through
 	nsegs int          // the number of distinct first segments of paths
 
 	// The prefilter: rules by the lower-case eventName they need, by the
@@ -22,8 +23,10 @@ type Set struct {
 	byName   map[string][]int32
 	bySource map[string][]int32
 	always   []int32
-	// needles is the number of needles of the rules (needle.go).
-	needles int
+	// needles is the number of needles of the rules (needle.go), and
+	// needleKeys the searches that find them, one per key.
+	needles    int
+	needleKeys map[string]*needleKey
 
 	pool sync.Pool // *evaluation
 }
@@ -48,6 +51,8 @@ func NewSet(rules []*Rule, refused, skipped []Refusal) *Set {
 	s := &Set{
 		rules: rules, refused: refused, skipped: skipped,
 		byName: map[string][]int32{}, bySource: map[string][]int32{},
+		needleKeys: map[string]*needleKey{},
+		tree:       &objNode{},
 	}
 	ids, segs := map[string]int{}, map[string]int{}
 	pathID := func(p *fieldPath) int {
@@ -56,6 +61,7 @@ func NewSet(rules []*Rule, refused, skipped []Refusal) *Set {
 			id = len(s.paths)
 			ids[p.name] = id
 			s.paths = append(s.paths, p)
+			s.tree.add(p.name)
 		}
 		if p.first != "" {
 			seg, ok := segs[p.first]
@@ -88,9 +94,10 @@ func NewSet(rules []*Rule, refused, skipped []Refusal) *Set {
 		r.index = prefilter{names: constraint(r.cond, "eventName"), sources: constraint(r.cond, "eventSource")}
 		if r.index.names == nil {
 			r.needles = ruleNeedles(r.cond)
-			for _, n := range r.needles {
-				n.id = s.needles
-				s.needles++
+			for _, g := range r.needles {
+				for _, n := range g {
+					s.addNeedle(n)
+				}
 			}
 		}
 		switch {
@@ -109,6 +116,22 @@ func NewSet(rules []*Rule, refused, skipped []Refusal) *Set {
 	s.nsegs = len(segs)
 	s.pool.New = func() any { return new(evaluation) }
 	return s
+}
+
+// addNeedle gives n its state id and the search for its key.
+func (s *Set) addNeedle(n *fieldNeedle) {
+	if n.k != nil {
+		return // in several groups
+	}
+	n.id = s.needles
+	s.needles++
+	k := s.needleKeys[n.key]
+	if k == nil {
+		k = &needleKey{key: n.key, rare: n.rare}
+		s.needleKeys[n.key] = k
+	}
+	k.needles = append(k.needles, n)
+	n.k = k
 }
 
 // itemCost orders a clause's items: eventName and eventSource first, other
@@ -168,6 +191,7 @@ func (s *Set) Match(source, name string, record []byte) []Match {
 	}
 	e := s.pool.Get().(*evaluation)
 	e.rec.reset(record, len(s.paths), s.nsegs)
+	e.rec.tree = s.tree
 	e.text = bytesString(record)
 	e.resetNeedles(s.needles)
 	var out []Match
@@ -175,12 +199,17 @@ func (s *Set) Match(source, name string, record []byte) []Match {
 		// Names beyond ASCII: lower-casing may not agree with the
 		// case folding of the match, so no rule is skipped.
 		for i := range s.rules {
-			out = s.try(out, e, int32(i), nil)
+			out = s.try(out, e, int32(i), "", false)
 		}
 	} else {
-		out = s.tryAll(out, e, byName, srcKey)
-		out = s.tryAll(out, e, bySource, nil)
-		out = s.tryAll(out, e, s.always, nil)
+		// The rules that every event is a candidate for first: on the
+		// records that pass their needles they read userIdentity as
+		// objects, which the others would have skipped on their way to
+		// eventName (the order of the matches is the set's, whatever the
+		// order of evaluation).
+		out = s.tryAll(out, e, s.always, "", false)
+		out = s.tryAll(out, e, byName, bytesString(srcKey), true)
+		out = s.tryAll(out, e, bySource, "", false)
 		if len(out) > 1 {
 			slices.SortFunc(out, func(a, b Match) int { return s.order(a.Rule) - s.order(b.Rule) })
 		}
@@ -195,18 +224,18 @@ func (s *Set) order(r *Rule) int {
 	return slices.Index(s.rules, r)
 }
 
-// tryAll evaluates the rules at idx; srcKey, when not nil, is the event's
+// tryAll evaluates the rules at idx; srcKey, when bySrc, is the event's
 // lower-case eventSource, which a rule's own sources must then include.
-func (s *Set) tryAll(out []Match, e *evaluation, idx []int32, srcKey []byte) []Match {
+func (s *Set) tryAll(out []Match, e *evaluation, idx []int32, srcKey string, bySrc bool) []Match {
 	for _, i := range idx {
-		out = s.try(out, e, i, srcKey)
+		out = s.try(out, e, i, srcKey, bySrc)
 	}
 	return out
 }
 
-func (s *Set) try(out []Match, e *evaluation, i int32, srcKey []byte) []Match {
+func (s *Set) try(out []Match, e *evaluation, i int32, srcKey string, bySrc bool) []Match {
 	r := s.rules[i]
-	if srcKey != nil && r.index.sources != nil && !slices.Contains(r.index.sources, string(srcKey)) {
+	if bySrc && r.index.sources != nil && !slices.Contains(r.index.sources, srcKey) {
 		return out
 	}
 	if r.needles != nil && !e.anyNeedle(r.needles) {
@@ -218,9 +247,14 @@ func (s *Set) try(out []Match, e *evaluation, i int32, srcKey []byte) []Match {
 	return out
 }
 
-// lowerKey appends s in lower case to buf; ok is false if s is not ASCII.
+// lowerKey returns s in lower case, in buf's array when it fits; ok is
+// false if s is not ASCII.
 func lowerKey(buf []byte, s string) ([]byte, bool) {
-	for i := 0; i < len(s); i++ {
+	if len(s) > cap(buf) {
+		buf = make([]byte, len(s))
+	}
+	buf = buf[:len(s)]
+	for i := range buf {
 		c := s[i]
 		if c >= 0x80 {
 			return nil, false
@@ -228,7 +262,7 @@ func lowerKey(buf []byte, s string) ([]byte, bool) {
 		if 'A' <= c && c <= 'Z' {
 			c += 'a' - 'A'
 		}
-		buf = append(buf, c)
+		buf[i] = c
 	}
 	return buf, true
 }

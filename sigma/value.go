@@ -20,7 +20,7 @@ type matcher interface {
 // boolean's, or an object's JSON text) against a Sigma string.
 type strMatcher struct{ p *pattern }
 
-func (m strMatcher) match(c *cand) bool { return m.p.match(c.text) }
+func (m strMatcher) match(c *cand) bool { return m.p.matchText(c.text, &c.ascii) }
 
 // numMatcher is a number in the rule (EventID: 4624): it matches a JSON
 // number of the same value, or text that is the number as the rule writes
