@@ -1,13 +1,8 @@
 package sigma
 
 import (
-	"compress/gzip"
 	"encoding/json"
-	"io/fs"
-	"os"
 	"path/filepath"
-	"sort"
-	"strings"
 	"sync"
 	"testing"
 
@@ -43,25 +38,8 @@ func loadCorpus(tb testing.TB) []corpusRecord {
 
 func readCorpus(root string) ([]corpusRecord, error) {
 	var out []corpusRecord
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".json.gz") {
-			return err
-		}
-		f, err := os.Open(path)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		zr, err := gzip.NewReader(f)
-		if err != nil {
-			return err
-		}
-		var doc struct{ Records []json.RawMessage }
-		if err := json.NewDecoder(zr).Decode(&doc); err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(root, path)
-		for _, raw := range doc.Records {
+	err := corpus.Records(root, func(rel string, records []json.RawMessage) error {
+		for _, raw := range records {
 			var names struct {
 				EventSource, EventName string
 				InsightDetails         struct{ EventSource, EventName string }
@@ -74,6 +52,5 @@ func readCorpus(root string) ([]corpusRecord, error) {
 		}
 		return nil
 	})
-	sort.SliceStable(out, func(i, j int) bool { return out[i].file < out[j].file })
 	return out, err
 }
