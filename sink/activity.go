@@ -10,7 +10,7 @@ import (
 	"go.uber.org/zap"
 )
 
-// Activity per hour (migration 0016): every write adds, in its own
+// Activity per hour (migration 0014): every write adds, in its own
 // transaction, one row per hour of the events it inserted, with how many
 // it inserted and how many of those failed (error_code set), so that the
 // rows of an hour always sum to what cloudtrail_events holds for it. The

@@ -195,7 +195,7 @@ func TestActivityCompaction(t *testing.T) {
 	}
 }
 
-// TestActivityMigrationCountsStoredEvents: 0016 counts what was stored
+// TestActivityMigrationCountsStoredEvents: 0014 counts what was stored
 // before it, by a worker that wrote no activity rows.
 func TestActivityMigrationCountsStoredEvents(t *testing.T) {
 	t.Parallel()
@@ -213,7 +213,7 @@ func TestActivityMigrationCountsStoredEvents(t *testing.T) {
 		buffered("a", event("a1", h, "a"), failed("a2", h.Add(time.Hour), "a")),
 		streamed("b", failed("b1", h, "b"), event("a1", h, "b")),
 	}); err != nil {
-		t.Fatalf("write before 0016: %v", err)
+		t.Fatalf("write before 0014: %v", err)
 	}
 	if _, err := pg.Migrate(ctx); err != nil {
 		t.Fatal(err)

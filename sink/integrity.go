@@ -85,7 +85,7 @@ var lateFiles = `WITH got AS (
 type schemaFeatures struct {
 	// hashed: the ledger has the hash columns of migration 0011.
 	hashed bool
-	// activity: cloudtrail_activity (0016) exists.
+	// activity: cloudtrail_activity (0014) exists.
 	activity bool
 }
 

@@ -46,7 +46,7 @@ WHERE NOT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = 'cloudtra
 
 -- Small tables, read and written whole: reference tables. Alerts are keyed
 -- by a random id, so no column of theirs could distribute them; they are
--- few (one per rule match, not per event). The activity rows (0016) are a
+-- few (one per rule match, not per event). The activity rows (0014) are a
 -- few an hour.
 SELECT create_reference_table(t::regclass)
 FROM unnest(ARRAY['pgtrail_schema_migrations', 'pgtrail_retention_floor',
