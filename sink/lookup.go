@@ -93,6 +93,9 @@ var ErrLookupAttribute = errors.New("lookup: invalid attribute")
 type Reader struct {
 	pool  *pgxpool.Pool
 	parts partitionCache
+	// beforeBatch, when set (by tests), runs before each batch of
+	// partition statements is sent.
+	beforeBatch func()
 }
 
 // OpenReader connects to the database as cfg.ReaderRole (DefaultReaderRole
@@ -115,6 +118,7 @@ func OpenReader(ctx context.Context, cfg Config) (*Reader, error) {
 	// starts, after locking every partition and index: 4,761 locks for a
 	// year of day partitions, against 29 for one day.
 	pc.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
+	pc.ConnConfig.StatementCacheCapacity = lookupStatementCache
 	pc.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
 		if _, err := c.Exec(ctx, "SET ROLE "+pgx.Identifier{role}.Sanitize()); err != nil {
 			return fmt.Errorf("set role %s (grant it to the login role): %w", role, err)
@@ -165,36 +169,6 @@ const (
 // lookups at once). The last span repeats until the range is covered.
 var lookupWindows = []time.Duration{time.Hour, 24 * time.Hour, 7 * 24 * time.Hour, 31 * 24 * time.Hour, 92 * 24 * time.Hour}
 
-// LookupEvents returns one page of the events q selects, newest first, in
-// (event_time, event_id) order. The page is keyset-paged: q.After excludes
-// every event at or before the previous page's last, so that events stored
-// meanwhile neither shift nor repeat a page.
-//
-// The range is read in windows of growing span, newest first, one statement
-// each (lookupWindows), until the page is full or the range, clamped to the
-// oldest partition, is covered.
-func (r *Reader) LookupEvents(ctx context.Context, q LookupQuery) ([]LookupEvent, error) {
-	if _, _, err := lookupSQL(q, false); err != nil {
-		return nil, err
-	}
-	hi := q.End
-	if q.After != nil && q.After.Time.Before(hi) {
-		hi = q.After.Time
-	}
-	var out []LookupEvent
-	err := r.windows(ctx, q.Start, hi.Add(usec), false, func(lo, hi time.Time) (bool, error) {
-		w := q
-		w.Start, w.End, w.Limit = lo, hi, q.Limit-len(out)
-		page, err := r.lookupWindow(ctx, w)
-		out = append(out, page...)
-		return len(out) >= q.Limit, err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
 // lookupWindow runs one window's statement, over the half-open
 // [q.Start, q.End) that Reader.windows cuts.
 func (r *Reader) lookupWindow(ctx context.Context, q LookupQuery) ([]LookupEvent, error) {
@@ -206,6 +180,12 @@ func (r *Reader) lookupWindow(ctx context.Context, q LookupQuery) ([]LookupEvent
 	if err != nil {
 		return nil, fmt.Errorf("postgres: lookup: %w", classify(err))
 	}
+	return lookupRows(rows)
+}
+
+// lookupRows reads the rows of a statement of lookupColumns, and closes
+// them.
+func lookupRows(rows pgx.Rows) ([]LookupEvent, error) {
 	defer rows.Close()
 	var out []LookupEvent
 	for rows.Next() {
@@ -233,9 +213,15 @@ func (r *Reader) lookupWindow(ctx context.Context, q LookupQuery) ([]LookupEvent
 	return out, nil
 }
 
-// lookupSQL builds the page's query. Each attribute is one condition that an
-// index of 0003 or 0008 serves; the bounds on event_time prune the
-// partitions out of range, the cursor's among them.
+// lookupColumns are what a lookup reads of an event, in lookupRows' order.
+const lookupColumns = `SELECT event_id, event_time, event_name, event_source, read_only, user_identity_access_key_id,
+       ` + usernameExpr + `,
+       ` + resourceKeysExpr + `,
+       record`
+
+// lookupSQL builds the page's query over cloudtrail_events. Each attribute
+// is one condition that an index of 0003 or 0008 serves; the bounds on
+// event_time prune the partitions out of range, the cursor's among them.
 func lookupSQL(q LookupQuery, endExclusive bool) (string, []any, error) {
 	if q.Limit < 1 {
 		return "", nil, fmt.Errorf("lookup: limit %d, want at least 1", q.Limit)
@@ -266,6 +252,23 @@ func lookupSQL(q LookupQuery, endExclusive bool) (string, []any, error) {
 	if q.After != nil {
 		where = append(where, "(event_time, event_id) < ("+arg(q.After.Time)+", "+arg(q.After.ID)+")")
 	}
+	conds, err := lookupConds(q, arg)
+	if err != nil {
+		return "", nil, err
+	}
+	where = append(where, conds...)
+	sql := lookupColumns + `
+FROM cloudtrail_events
+WHERE ` + strings.Join(where, "\n  AND ") + `
+ORDER BY event_time DESC, event_id DESC
+LIMIT ` + arg(q.Limit)
+	return sql, args, nil
+}
+
+// lookupConds are a page's conditions but its bounds: the category of
+// events and the attributes, their values bound through arg.
+func lookupConds(q LookupQuery, arg func(any) string) ([]string, error) {
+	var where []string
 	if q.Insight {
 		where = append(where, "event_type = 'AwsCloudTrailInsight'")
 	} else {
@@ -277,19 +280,11 @@ func lookupSQL(q LookupQuery, endExclusive bool) (string, []any, error) {
 	for _, a := range q.Attributes {
 		cond, err := attributeCond(a, arg)
 		if err != nil {
-			return "", nil, err
+			return nil, err
 		}
 		where = append(where, cond)
 	}
-	sql := `SELECT event_id, event_time, event_name, event_source, read_only, user_identity_access_key_id,
-       ` + usernameExpr + `,
-       ` + resourceKeysExpr + `,
-       record
-FROM cloudtrail_events
-WHERE ` + strings.Join(where, "\n  AND ") + `
-ORDER BY event_time DESC, event_id DESC
-LIMIT ` + arg(q.Limit)
-	return sql, args, nil
+	return where, nil
 }
 
 // attributeCond is the condition of one lookup attribute, its value bound

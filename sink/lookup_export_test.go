@@ -22,3 +22,24 @@ func LookupWriteProbe(r *Reader) error {
 	}
 	return nil
 }
+
+// LookupByWindows is Reader.lookupByWindows: a lookup read window by
+// window, as every lookup was before whole partitions had statements of
+// their own.
+func LookupByWindows(ctx context.Context, r *Reader, q LookupQuery) ([]LookupEvent, error) {
+	return r.lookupByWindows(ctx, q)
+}
+
+// SetBeforeBatch makes r call f before it sends each batch of partition
+// statements.
+func SetBeforeBatch(r *Reader, f func()) { r.beforeBatch = f }
+
+// PartitionPlans sums, over the statements of whole partitions prepared on
+// one connection of r, how many times each was planned generic and custom
+// (pg_prepared_statements), and counts them.
+func PartitionPlans(r *Reader) (statements, generic, custom int64, err error) {
+	err = r.pool.QueryRow(context.Background(), `
+SELECT count(*), coalesce(sum(generic_plans), 0), coalesce(sum(custom_plans), 0)
+FROM pg_prepared_statements WHERE statement LIKE '%FROM cloudtrail_events\_2%'`).Scan(&statements, &generic, &custom)
+	return statements, generic, custom, err
+}
