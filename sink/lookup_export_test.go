@@ -43,3 +43,10 @@ SELECT count(*), coalesce(sum(generic_plans), 0), coalesce(sum(custom_plans), 0)
 FROM pg_prepared_statements WHERE statement LIKE '%FROM cloudtrail_events\_2%'`).Scan(&statements, &generic, &custom)
 	return statements, generic, custom, err
 }
+
+// PlanCacheMode is plan_cache_mode in a session of r's pool.
+func PlanCacheMode(r *Reader) (string, error) {
+	var mode string
+	err := r.pool.QueryRow(context.Background(), `SHOW plan_cache_mode`).Scan(&mode)
+	return mode, err
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -260,5 +261,35 @@ func TestLookupWalkGenericPlans(t *testing.T) {
 	// Partitions 37 to 0 are whole: 38 statements, run three times each.
 	if n != 38 || generic != 3*38 || custom != 0 {
 		t.Errorf("%d statements of whole partitions, planned %d times generic, %d custom; want 38, 114, 0", n, generic, custom)
+	}
+}
+
+// TestExplainLookupPartition: the plans of a whole partition's statement,
+// generic (the parameter stays a parameter), planned on the first run; the
+// session is left planning for bounds again.
+func TestExplainLookupPartition(t *testing.T) {
+	url := walkData(t, 2)
+	ctx := context.Background()
+	r, err := sink.OpenReader(ctx, sink.Config{URL: url, MaxConns: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	q := sink.LookupQuery{Attributes: []sink.LookupAttribute{{"EventName", "Rare"}}, Limit: 50}
+	first, then, err := r.ExplainLookupPartition(ctx, q, walkDay0.AddDate(0, 0, 2).Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, plan := range []string{first, then} {
+		if !strings.Contains(plan, "cloudtrail_events_20260103") || !strings.Contains(plan, "event_name = $1") ||
+			!strings.Contains(plan, "rows=1 ") {
+			t.Errorf("not the generic plan of partition 2's statement, finding its event:\n%s", plan)
+		}
+	}
+	if mode, err := sink.PlanCacheMode(r); err != nil || mode != "force_custom_plan" {
+		t.Errorf("plan_cache_mode after: %q %v", mode, err)
+	}
+	if _, _, err := r.ExplainLookupPartition(ctx, q, walkDay0.AddDate(0, 0, -3)); err == nil {
+		t.Error("a time no partition holds: no error")
 	}
 }
