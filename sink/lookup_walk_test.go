@@ -61,6 +61,18 @@ func ownerConn(t *testing.T, url string) *pgx.Conn {
 	return c
 }
 
+// oneConnReader is a Reader of one connection on the database at url, so
+// that every lookup finds the statements the one before prepared.
+func oneConnReader(t *testing.T, url string) *sink.Reader {
+	t.Helper()
+	r, err := sink.OpenReader(context.Background(), sink.Config{URL: url, MaxConns: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	return r
+}
+
 // pageAll pages through q with lookup, and returns every page's IDs;
 // between, when set, runs after each page but the last.
 func pageAll(t *testing.T, q sink.LookupQuery, lookup func(sink.LookupQuery) ([]sink.LookupEvent, error), between func(page int)) [][]string {
@@ -171,11 +183,7 @@ func TestLookupWalkPartitionDropped(t *testing.T) {
 		})
 	}
 
-	warm, err := sink.OpenReader(ctx, sink.Config{URL: url, MaxConns: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(warm.Close)
+	warm := oneConnReader(t, url)
 	got, err := warm.LookupEvents(ctx, q)
 	if err != nil || !slices.Equal(ids(got), []string{"r30", "r14", "r09", "r02"}) {
 		t.Fatalf("before any drop: %v %v", ids(got), err)
@@ -242,11 +250,7 @@ func TestLookupWalkEventsArrive(t *testing.T) {
 func TestLookupWalkGenericPlans(t *testing.T) {
 	url := walkData(t, 2)
 	ctx := context.Background()
-	r, err := sink.OpenReader(ctx, sink.Config{URL: url, MaxConns: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(r.Close)
+	r := oneConnReader(t, url)
 	q := sink.LookupQuery{Attributes: []sink.LookupAttribute{{"EventName", "Rare"}},
 		End: walkDay0.AddDate(0, 0, 39).Add(12 * time.Hour), Limit: 50}
 	for range 3 {
@@ -270,11 +274,7 @@ func TestLookupWalkGenericPlans(t *testing.T) {
 func TestExplainLookupPartition(t *testing.T) {
 	url := walkData(t, 2)
 	ctx := context.Background()
-	r, err := sink.OpenReader(ctx, sink.Config{URL: url, MaxConns: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(r.Close)
+	r := oneConnReader(t, url)
 	q := sink.LookupQuery{Attributes: []sink.LookupAttribute{{"EventName", "Rare"}}, Limit: 50}
 	first, then, err := r.ExplainLookupPartition(ctx, q, walkDay0.AddDate(0, 0, 2).Add(time.Hour))
 	if err != nil {
