@@ -38,14 +38,16 @@ var lookupCustomSpans = []time.Duration{time.Hour, 24 * time.Hour}
 // last repeats. Once it has, a batch reads as many partitions as should
 // fill the page at the rate found so far, half as many again, within the
 // first and the last of partitionChunks: every statement of a batch is
-// executed and returns up to the page's rest, each row's Resources derived
-// and its record sent (a quarter of a millisecond a row on a busy server),
-// so a batch much longer than the page needs pays for rows thrown away.
-// Each statement locks its partition and the one or two indexes it reads,
-// for the batch's implicit transaction: 256 partitions take at most 770
-// locks, fewer than the 1,212 of the 92-day window that bounded a
-// statement before.
-var partitionChunks = []int{4, 16, 64, 256}
+// executed and returns up to the page's rest, records and all, so a batch
+// much longer than the page needs pays for rows thrown away.
+// A batch holds its locks until it ends (its implicit transaction): a
+// statement whose plan is made locks its partition and the one or two
+// indexes it reads, 2 or 3 locks, but the first run of a statement on a
+// connection, or the first after its partition's statistics changed, plans
+// it, which locks every index of the partition: 13 locks a partition. 92
+// partitions take at most 1,196 locks, as the 92-day windows that bounded
+// a lookup's statements before.
+var partitionChunks = []int{4, 16, 64, 92}
 
 // lookupStatementCache is the capacity of each reader connection's
 // statement cache: the statements of a whole partition are one per
