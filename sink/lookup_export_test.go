@@ -23,11 +23,19 @@ func LookupWriteProbe(r *Reader) error {
 	return nil
 }
 
-// LookupByWindows is Reader.lookupByWindows: a lookup read window by
-// window, as every lookup was before whole partitions had statements of
-// their own.
+// LookupByWindows is LookupEvents as it read every range before it read
+// whole partitions by their own statements: window by window
+// (lookupWindows), as it still reads a range whose partitions' bounds are
+// not all known. Tests compare the two.
 func LookupByWindows(ctx context.Context, r *Reader, q LookupQuery) ([]LookupEvent, error) {
-	return r.lookupByWindows(ctx, q)
+	w, hi, err := newLookupWalk(ctx, r, q)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.windows(ctx, q.Start, hi, false, w.window); err != nil {
+		return nil, err
+	}
+	return r.withResources(ctx, w.out)
 }
 
 // SetBeforeBatch makes r call f before it sends each batch of partition

@@ -122,20 +122,6 @@ func (r *Reader) LookupEvents(ctx context.Context, q LookupQuery) ([]LookupEvent
 	}
 }
 
-// lookupByWindows is LookupEvents as it read every range before it read
-// whole partitions by their own statements: window by window
-// (lookupWindows). Tests compare the two.
-func (r *Reader) lookupByWindows(ctx context.Context, q LookupQuery) ([]LookupEvent, error) {
-	w, hi, err := newLookupWalk(ctx, r, q)
-	if err != nil {
-		return nil, err
-	}
-	if err := r.windows(ctx, q.Start, hi, false, w.window); err != nil {
-		return nil, err
-	}
-	return r.withResources(ctx, w.out)
-}
-
 // newLookupWalk checks q and starts its walk, which reads the range up to
 // hi, excluded: past q.End, or past the cursor's instant (its smaller IDs
 // follow it).

@@ -293,3 +293,35 @@ func TestExplainLookupPartition(t *testing.T) {
 		t.Error("a time no partition holds: no error")
 	}
 }
+
+// TestLookupWalkDefaultPartition: with a default partition (of no bounds
+// to name), a lookup reads its range in windows, and finds the events the
+// default partition holds.
+func TestLookupWalkDefaultPartition(t *testing.T) {
+	url := walkData(t, 2, 30)
+	owner := ownerConn(t, url)
+	ctx := context.Background()
+	if _, err := owner.Exec(ctx, `CREATE TABLE cloudtrail_events_default PARTITION OF cloudtrail_events DEFAULT`); err != nil {
+		t.Fatal(err)
+	}
+	// Stored in a day partition of its own, then moved to the default
+	// partition.
+	addRecords(t, url, rec("r-default", walkDay0.AddDate(0, 0, 45), "Rare", nil))
+	day := "cloudtrail_events_" + walkDay0.AddDate(0, 0, 45).Format("20060102")
+	for _, stmt := range []string{"ALTER TABLE cloudtrail_events DETACH PARTITION " + day,
+		"INSERT INTO cloudtrail_events SELECT * FROM " + day, "DROP TABLE " + day} {
+		if _, err := owner.Exec(ctx, stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var inDefault bool
+	if err := owner.QueryRow(ctx, `SELECT EXISTS (SELECT FROM cloudtrail_events_default WHERE event_id = 'r-default')`).Scan(&inDefault); err != nil || !inDefault {
+		t.Fatalf("the event is not in the default partition: %v %v", inDefault, err)
+	}
+	r := openReader(t, url)
+	got, err := r.LookupEvents(ctx, sink.LookupQuery{Attributes: []sink.LookupAttribute{{"EventName", "Rare"}},
+		End: walkDay0.AddDate(0, 0, 50), Limit: 50})
+	if err != nil || !slices.Equal(ids(got), []string{"r-default", "r30", "r02"}) {
+		t.Errorf("got %v %v, want [r-default r30 r02]", ids(got), err)
+	}
+}
