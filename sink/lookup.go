@@ -117,6 +117,8 @@ func OpenReader(ctx context.Context, cfg Config) (*Reader, error) {
 	// for a prepared statement after five runs) prunes them only when it
 	// starts, after locking every partition and index: 4,761 locks for a
 	// year of day partitions, against 29 for one day.
+	// The statements that read one whole partition each, which need no
+	// pruning, ask for generic plans (Reader.LookupEvents).
 	pc.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
 	pc.ConnConfig.StatementCacheCapacity = lookupStatementCache
 	pc.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
@@ -160,7 +162,9 @@ const (
 	resourcesPred    = `pgtrail_lookup_resources_indexed(management_event, read_only, event_source, resources)`
 )
 
-// lookupWindows are the spans of time LookupEvents reads, newest first:
+// lookupWindows are the spans of time a range is read in, newest first,
+// by the history page's queries (Reader.windows), and by LookupEvents where
+// it cannot read partition by partition (a partition of unknown bounds):
 // a busy value's page is found in the newest hour, whose rows an index on
 // the value alone (GIN, or a bitmap) must all fetch and sort, and no
 // statement plans and locks more than 92 day partitions (with their

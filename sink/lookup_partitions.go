@@ -38,7 +38,7 @@ type partitionSet struct {
 // about 1 ms. Any partition added or dropped changes the fingerprint, so
 // the cached answer is never stale for long: a partition dropped between
 // the fingerprint's read and a statement naming it is what
-// Reader.lookupPartitions recovers from.
+// Reader.LookupEvents recovers from.
 type partitionCache struct {
 	mu          sync.Mutex
 	fingerprint [3]int64 // count, sum and max of the partitions' OIDs
