@@ -20,8 +20,9 @@ var walkDay0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // walkData is a database of 40 day partitions (days 0 to 39 from walkDay0,
 // every one made, days 3, 4 and 25 left empty) holding events "Common" at
-// midnight, at 23:59:59 and twice at noon (the same second), and "Rare"
-// events on the given days at 06:00. It returns the database's URL.
+// midnight, at 23:59:59 and twice at noon (the same second), "Rare"
+// events on the given days at 06:00, and Insights events on days 7 and 12.
+// It returns the database's URL.
 func walkData(t *testing.T, rareDays ...int) string {
 	t.Helper()
 	url := pgtest.New(t)
@@ -44,6 +45,10 @@ SELECT pgtrail_ensure_partition(d::date) FROM generate_series($1::date, $1::date
 			rec(fmt.Sprintf("c%02d-3", d), day.Add(24*time.Hour-time.Second), "Common", nil))
 		if slices.Contains(rareDays, d) {
 			recs = append(recs, rec(fmt.Sprintf("r%02d", d), day.Add(6*time.Hour), "Rare", nil))
+		}
+		if d == 7 || d == 12 {
+			recs = append(recs, rec(fmt.Sprintf("i%02d", d), day.Add(9*time.Hour), "CloudTrailInsightEvent",
+				map[string]any{"eventType": "AwsCloudTrailInsight", "eventSource": "cloudtrail.amazonaws.com"}))
 		}
 	}
 	addRecords(t, url, recs...)
@@ -105,22 +110,25 @@ func TestLookupWalkMatchesWindows(t *testing.T) {
 	url := walkData(t, 2, 9, 10, 31)
 	r := openReader(t, url)
 	ctx := context.Background()
-	attrs := [][]sink.LookupAttribute{nil, {{"EventName", "Common"}}, {{"EventName", "Rare"}},
-		{{"ReadOnly", "true"}}, {{"Username", "alice"}, {"EventName", "Rare"}}}
+	kinds := []sink.LookupQuery{{}, {Attributes: []sink.LookupAttribute{{"EventName", "Common"}}},
+		{Attributes: []sink.LookupAttribute{{"EventName", "Rare"}}}, {Attributes: []sink.LookupAttribute{{"ReadOnly", "true"}}},
+		{Attributes: []sink.LookupAttribute{{"Username", "alice"}, {"EventName", "Rare"}}}, {Insight: true}}
 	starts := []time.Time{{}, walkDay0.AddDate(0, 0, 10).Add(5 * time.Hour), walkDay0.AddDate(0, 0, 2)}
 	ends := []time.Time{walkDay0.AddDate(0, 0, 39).Add(12 * time.Hour), walkDay0.AddDate(0, 0, 20)}
-	for _, a := range attrs {
+	for _, kind := range kinds {
 		for _, start := range starts {
 			for _, end := range ends {
 				for _, limit := range []int{3, 50} {
-					q := sink.LookupQuery{Attributes: a, Start: start, End: end, Limit: limit}
-					name := fmt.Sprintf("%v from %s to %s by %d", a, start.Format(time.DateTime), end.Format(time.DateTime), limit)
+					q := kind
+					q.Start, q.End, q.Limit = start, end, limit
+					name := fmt.Sprintf("%v (Insights %t) from %s to %s by %d", q.Attributes, q.Insight,
+						start.Format(time.DateTime), end.Format(time.DateTime), limit)
 					got := pageAll(t, q, func(q sink.LookupQuery) ([]sink.LookupEvent, error) { return r.LookupEvents(ctx, q) }, nil)
 					want := pageAll(t, q, func(q sink.LookupQuery) ([]sink.LookupEvent, error) { return sink.LookupByWindows(ctx, r, q) }, nil)
 					if !slices.EqualFunc(got, want, slices.Equal) {
 						t.Errorf("%s:\n got %v\nwant %v", name, got, want)
 					}
-					if len(slices.Concat(want...)) == 0 && a == nil {
+					if len(slices.Concat(want...)) == 0 && (q.Attributes == nil || q.Insight) && end.After(walkDay0.AddDate(0, 0, 12)) {
 						t.Errorf("%s: nothing found, the test proves nothing", name)
 					}
 				}
