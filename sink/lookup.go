@@ -93,6 +93,8 @@ var ErrLookupAttribute = errors.New("lookup: invalid attribute")
 type Reader struct {
 	pool  *pgxpool.Pool
 	parts partitionCache
+	// warmConns is Config.WarmConns, within the pool's size.
+	warmConns int
 	// beforeBatch, when set (by tests), runs before each batch of
 	// partition statements is sent.
 	beforeBatch func()
@@ -109,6 +111,7 @@ func OpenReader(ctx context.Context, cfg Config) (*Reader, error) {
 	if cfg.MaxConns > 0 {
 		pc.MaxConns = cfg.MaxConns
 	}
+	pc.MinConns = min(cfg.WarmConns, pc.MaxConns)
 	role := cmp.Or(cfg.ReaderRole, DefaultReaderRole)
 	pc.ConnConfig.RuntimeParams["application_name"] = "pgtrail lookup"
 	pc.ConnConfig.RuntimeParams["default_transaction_read_only"] = "on"
@@ -125,13 +128,17 @@ func OpenReader(ctx context.Context, cfg Config) (*Reader, error) {
 		if _, err := c.Exec(ctx, "SET ROLE "+pgx.Identifier{role}.Sanitize()); err != nil {
 			return fmt.Errorf("set role %s (grant it to the login role): %w", role, err)
 		}
+		if cfg.WarmConns > 0 {
+			_, err := warmCatalogs(ctx, c)
+			return err
+		}
 		return nil
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open: %w", scrub(err, cfg.URL))
 	}
-	return &Reader{pool: pool}, nil
+	return &Reader{pool: pool, warmConns: int(pc.MinConns)}, nil
 }
 
 // Close closes every connection.

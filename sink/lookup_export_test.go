@@ -3,6 +3,8 @@ package sink
 import (
 	"context"
 	"fmt"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // LookupWriteProbe tries, through r's pool, what a reader must not do: it
@@ -57,4 +59,28 @@ func PlanCacheMode(r *Reader) (string, error) {
 	var mode string
 	err := r.pool.QueryRow(context.Background(), `SHOW plan_cache_mode`).Scan(&mode)
 	return mode, err
+}
+
+// IndexEntries counts the indexes whose catalog entries a session of r's
+// pool holds ("index info" in pg_backend_memory_contexts), read as the
+// login role (a superuser in tests), the session's role set again after.
+func IndexEntries(r *Reader) (n int, err error) {
+	ctx := context.Background()
+	c, err := r.pool.Acquire(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Release()
+	var role string
+	if err := c.QueryRow(ctx, `SELECT current_user`).Scan(&role); err != nil {
+		return 0, err
+	}
+	if _, err := c.Exec(ctx, `RESET ROLE`); err != nil {
+		return 0, err
+	}
+	err = c.QueryRow(ctx, `SELECT count(*) FROM pg_backend_memory_contexts WHERE name = 'index info'`).Scan(&n)
+	if _, serr := c.Exec(ctx, "SET ROLE "+pgx.Identifier{role}.Sanitize()); serr != nil && err == nil {
+		err = serr
+	}
+	return n, err
 }
