@@ -195,22 +195,26 @@ func (r *Reader) lookupWindow(ctx context.Context, q LookupQuery) ([]lookupRow, 
 }
 
 // lookupRow is an event as a lookup's statement reads it: without its
-// Resources, derived once the page is known (Reader.withResources), from
-// the columns kept here.
+// Username and Resources, derived once the page is known
+// (Reader.withDerived), from the columns kept here.
 type lookupRow struct {
 	LookupEvent
-	readOnly                     *bool
-	source                       *string
-	request, response, resources []byte
+	readOnly                                 *bool
+	source                                   *string
+	request, response, resources             []byte
+	identityType, userName, arn, principalID *string
 }
 
 // lookupColumns are what a lookup's statements read of an event, in
-// lookupRows' order. Resources are not derived there: the derivation
-// (pgtrail_lookup_resource_keys, a SQL function that cannot be inlined) is
-// planned again by every statement that calls it, 0.7 ms a statement,
-// which for a walk of a statement per partition cost more than the walk.
+// lookupRows' order. Username and Resources are not derived there: each
+// statement that calls a derivation plans it again, Resources'
+// (pgtrail_lookup_resource_keys, a SQL function that cannot be inlined)
+// 0.7 ms a statement, which for a walk of a statement per partition cost
+// more than the walk; Username's (pgtrail_lookup_username, inlined: its
+// text parsed and analysed again) a fifth of planning a whole
+// partition's statement.
 const lookupColumns = `SELECT event_id, event_time, event_name, event_source, read_only, user_identity_access_key_id,
-       ` + usernameExpr + `,
+       user_identity_type, user_identity_user_name, user_identity_arn, user_identity_principal_id,
        request_parameters, response_elements, resources, record`
 
 // lookupRows reads the rows of a statement of lookupColumns, and closes
@@ -220,15 +224,16 @@ func lookupRows(rows pgx.Rows) ([]lookupRow, error) {
 	var out []lookupRow
 	for rows.Next() {
 		var (
-			e               lookupRow
-			name, key, user *string
-			record          []byte
+			e         lookupRow
+			name, key *string
+			record    []byte
 		)
-		if err := rows.Scan(&e.EventID, &e.EventTime, &name, &e.source, &e.readOnly, &key, &user,
+		if err := rows.Scan(&e.EventID, &e.EventTime, &name, &e.source, &e.readOnly, &key,
+			&e.identityType, &e.userName, &e.arn, &e.principalID,
 			&e.request, &e.response, &e.resources, &record); err != nil {
 			return nil, fmt.Errorf("postgres: lookup: %w", err)
 		}
-		e.EventName, e.EventSource, e.AccessKeyID, e.Username = deref(name), deref(e.source), deref(key), deref(user)
+		e.EventName, e.EventSource, e.AccessKeyID = deref(name), deref(e.source), deref(key)
 		if e.readOnly != nil {
 			e.ReadOnly = strconv.FormatBool(*e.readOnly)
 		}
@@ -241,42 +246,55 @@ func lookupRows(rows pgx.Rows) ([]lookupRow, error) {
 	return out, nil
 }
 
-// resourceKeysSQL derives the Resources of the events given as arrays of
-// pgtrail_lookup_resource_keys' arguments, in their order: one statement,
-// one planning of the derivation, for a page.
-const resourceKeysSQL = `SELECT ` + resourceKeysExpr + `
-FROM unnest($1::boolean[], $2::text[], $3::jsonb[], $4::jsonb[], $5::jsonb[])
-    WITH ORDINALITY AS e(read_only, event_source, request_parameters, response_elements, resources, n)
+// derivedSQL derives the Username and the Resources of the events given
+// as arrays of the derivations' arguments, in their order: one statement,
+// one planning of each derivation, for a page.
+const derivedSQL = `SELECT ` + usernameExpr + `, ` + resourceKeysExpr + `
+FROM unnest($1::boolean[], $2::text[], $3::jsonb[], $4::jsonb[], $5::jsonb[], $6::text[], $7::text[], $8::text[], $9::text[])
+    WITH ORDINALITY AS e(read_only, event_source, request_parameters, response_elements, resources,
+                         user_identity_type, user_identity_user_name, user_identity_arn, user_identity_principal_id, n)
 ORDER BY n`
 
-// withResources returns the page's events with their Resources.
-func (r *Reader) withResources(ctx context.Context, page []lookupRow) ([]LookupEvent, error) {
+// withDerived returns the page's events with their Username and
+// Resources.
+func (r *Reader) withDerived(ctx context.Context, page []lookupRow) ([]LookupEvent, error) {
 	if len(page) == 0 {
 		return nil, nil
 	}
 	var (
 		readOnly                     = make([]*bool, len(page))
-		source                       = make([]*string, len(page))
 		request, response, resources = make([][]byte, len(page)), make([][]byte, len(page)), make([][]byte, len(page))
+		// source, identity type, user name, ARN, principal ID
+		text [5][]*string
 	)
+	for i := range text {
+		text[i] = make([]*string, len(page))
+	}
 	for i, e := range page {
-		readOnly[i], source[i], request[i], response[i], resources[i] = e.readOnly, e.source, e.request, e.response, e.resources
+		readOnly[i], request[i], response[i], resources[i] = e.readOnly, e.request, e.response, e.resources
+		text[0][i], text[1][i], text[2][i], text[3][i], text[4][i] = e.source, e.identityType, e.userName, e.arn, e.principalID
 	}
-	rows, err := r.pool.Query(ctx, resourceKeysSQL, readOnly, source, request, response, resources)
+	rows, err := r.pool.Query(ctx, derivedSQL, readOnly, text[0], request, response, resources, text[1], text[2], text[3], text[4])
 	if err != nil {
-		return nil, fmt.Errorf("postgres: lookup: resources: %w", classify(err))
+		return nil, fmt.Errorf("postgres: lookup: username and resources: %w", classify(err))
 	}
-	keys, err := pgx.CollectRows(rows, pgx.RowTo[[]string])
+	type derived struct {
+		user *string
+		keys []string
+	}
+	got, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (d derived, err error) {
+		return d, row.Scan(&d.user, &d.keys)
+	})
 	if err != nil {
-		return nil, fmt.Errorf("postgres: lookup: resources: %w", classify(err))
+		return nil, fmt.Errorf("postgres: lookup: username and resources: %w", classify(err))
 	}
-	if len(keys) != len(page) {
-		return nil, fmt.Errorf("postgres: lookup: resources of %d events, not %d", len(keys), len(page))
+	if len(got) != len(page) {
+		return nil, fmt.Errorf("postgres: lookup: username and resources of %d events, not %d", len(got), len(page))
 	}
 	out := make([]LookupEvent, len(page))
 	for i, e := range page {
 		out[i] = e.LookupEvent
-		out[i].Resources = resourcesOf(keys[i])
+		out[i].Username, out[i].Resources = deref(got[i].user), resourcesOf(got[i].keys)
 	}
 	return out, nil
 }

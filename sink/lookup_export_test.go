@@ -37,7 +37,7 @@ func LookupByWindows(ctx context.Context, r *Reader, q LookupQuery) ([]LookupEve
 	if err := r.windows(ctx, q.Start, hi, false, w.window); err != nil {
 		return nil, err
 	}
-	return r.withResources(ctx, w.out)
+	return r.withDerived(ctx, w.out)
 }
 
 // SetBeforeBatch makes r call f before it sends each batch of partition

@@ -118,7 +118,7 @@ func (r *Reader) LookupEvents(ctx context.Context, q LookupQuery) ([]LookupEvent
 		if len(w.out) > q.Limit {
 			w.out = w.out[:q.Limit]
 		}
-		return r.withResources(ctx, w.out)
+		return r.withDerived(ctx, w.out)
 	}
 }
 
