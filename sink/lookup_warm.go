@@ -28,9 +28,11 @@ import (
 const warmChunk = 92
 
 // warmCatalogs plans, on c, a statement on every partition of
-// cloudtrail_events without running it, and returns how many it planned. A
-// partition dropped meanwhile ends its message's statements there: the
-// next lookup reads the rest.
+// cloudtrail_events without running it, and returns how many it planned:
+// the statement reads what a lookup reads and filters on every attribute,
+// so that the session reads the statistics of those columns and
+// expressions too. A partition dropped meanwhile ends its message's
+// statements there: the next lookup reads the rest.
 func warmCatalogs(ctx context.Context, c *pgx.Conn) (int, error) {
 	rows, err := c.Query(ctx, `
 SELECT c.oid::regclass::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
@@ -42,6 +44,10 @@ WHERE i.inhparent = 'cloudtrail_events'::regclass AND c.relkind = 'r'`, pgx.Quer
 	if err != nil {
 		return 0, fmt.Errorf("postgres: warm: partitions: %w", classify(err))
 	}
+	conds, err := warmConds()
+	if err != nil {
+		return 0, err
+	}
 	planned := 0
 	for len(names) > 0 {
 		n := min(warmChunk, len(names))
@@ -49,7 +55,8 @@ WHERE i.inhparent = 'cloudtrail_events'::regclass AND c.relkind = 'r'`, pgx.Quer
 		for _, name := range names[:n] {
 			// The simple protocol: one message, one transaction, nothing
 			// left prepared.
-			sql.WriteString("EXPLAIN SELECT FROM " + name + " WHERE false;\n")
+			sql.WriteString("EXPLAIN " + lookupColumns + "\nFROM " + name + "\nWHERE " + conds +
+				"\nORDER BY event_time DESC, event_id DESC LIMIT 1;\n")
 		}
 		err := c.PgConn().Exec(ctx, sql.String()).Close()
 		var pgErr *pgconn.PgError
@@ -83,4 +90,24 @@ func (r *Reader) Warm(ctx context.Context) error {
 		conns = append(conns, c)
 	}
 	return nil
+}
+
+// warmConds are the conditions of a lookup of every attribute, their
+// values written in (an empty name, ReadOnly true).
+func warmConds() (string, error) {
+	q := LookupQuery{}
+	for _, key := range LookupAttributes {
+		v := ""
+		if key == AttrReadOnly {
+			v = "true"
+		}
+		q.Attributes = append(q.Attributes, LookupAttribute{Key: key, Value: v})
+	}
+	conds, err := lookupConds(q, func(v any) string {
+		if s, ok := v.(string); ok {
+			return "'" + strings.ReplaceAll(s, "'", "''") + "'"
+		}
+		return fmt.Sprint(v)
+	})
+	return strings.Join(conds, "\n  AND "), err
 }
