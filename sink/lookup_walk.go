@@ -53,7 +53,9 @@ var partitionChunks = []int{4, 16, 64, 92}
 // statement cache: the statements of a whole partition are one per
 // partition and per shape of lookup (the attribute keys given, Insights or
 // not), a year's 366 for each shape walked that far. Each holds its plan
-// in the server's session, some 66 kB: at most 66 MB a connection.
+// in the server's session, 48 to 64 kB (pg_backend_memory_contexts,
+// CachedPlan*): at most 64 MB a connection, beside the partitions' catalog
+// entries the session holds once it planned on them (lookup_warm.go).
 const lookupStatementCache = 1024
 
 // errPartitionGone reports that a partition a lookup named was dropped
