@@ -84,3 +84,6 @@ func IndexEntries(r *Reader) (n int, err error) {
 	}
 	return n, err
 }
+
+// PoolConns counts the connections r's pool holds.
+func PoolConns(r *Reader) int { return int(r.pool.Stat().TotalConns()) }

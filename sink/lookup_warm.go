@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -73,25 +74,44 @@ WHERE i.inhparent = 'cloudtrail_events'::regclass AND c.relkind = 'r'`, pgx.Quer
 	return planned, nil
 }
 
-// Warm opens the connections Config.WarmConns asked for that the pool does
-// not hold yet, and returns once each has read the partitions' catalog
-// entries: a server calls it before it takes requests.
+// Warm returns once the pool holds the connections Config.WarmConns asked
+// for, each having read the partitions' catalog entries: a server calls it
+// before it takes requests. The pool opens them in the background from the
+// start; Warm waits for those, and opens here the ones it does not open.
 func (r *Reader) Warm(ctx context.Context) error {
-	conns := make([]*pgxpool.Conn, 0, r.warmConns)
+	var held []*pgxpool.Conn
 	defer func() {
-		for _, c := range conns {
+		for _, c := range held {
 			c.Release()
 		}
 	}()
-	for range r.warmConns {
-		c, err := r.pool.Acquire(ctx)
-		if err != nil {
-			return fmt.Errorf("postgres: warm: %w", classify(err))
+	t0 := time.Now()
+	for {
+		st := r.pool.Stat()
+		switch {
+		case int(st.TotalConns()) >= r.warmConns && st.ConstructingConns() == 0:
+			return nil
+		case st.ConstructingConns() > 0 || time.Since(t0) < warmGrace:
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("postgres: warm: %w", ctx.Err())
+			case <-time.After(5 * time.Millisecond):
+			}
+		default:
+			// None is opening: open one (or take an idle one, held so
+			// that the next is opened), and learn why if it fails.
+			c, err := r.pool.Acquire(ctx)
+			if err != nil {
+				return fmt.Errorf("postgres: warm: %w", classify(err))
+			}
+			held = append(held, c)
 		}
-		conns = append(conns, c)
 	}
-	return nil
 }
+
+// warmGrace is how long Warm leaves the pool to start opening its
+// connections in the background before it opens one itself.
+const warmGrace = 200 * time.Millisecond
 
 // warmConds are the conditions of a lookup of every attribute, their
 // values written in (an empty name, ReadOnly true).

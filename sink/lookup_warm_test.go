@@ -26,7 +26,7 @@ WHERE i.inhparent = 'cloudtrail_events'::regclass`).Scan(&indexes); err != nil {
 		t.Fatalf("%d indexes on the partitions: the test proves nothing", indexes)
 	}
 	open := func(warm int32) *sink.Reader {
-		r, err := sink.OpenReader(ctx, sink.Config{URL: url, MaxConns: 1, WarmConns: warm})
+		r, err := sink.OpenReader(ctx, sink.Config{URL: url, MaxConns: 3, WarmConns: warm})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -36,7 +36,10 @@ WHERE i.inhparent = 'cloudtrail_events'::regclass`).Scan(&indexes); err != nil {
 		}
 		return r
 	}
-	warm, cold := open(1), open(0)
+	warm, cold := open(2), open(0)
+	if n := sink.PoolConns(warm); n != 2 {
+		t.Errorf("warmed: the pool holds %d connections, want the 2 asked for", n)
+	}
 	if n, err := sink.IndexEntries(warm); err != nil || n < indexes {
 		t.Errorf("warmed: the session holds %d index entries (%v), want at least the partitions' %d", n, err, indexes)
 	}

@@ -80,10 +80,12 @@ func cmdServe(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	defer reader.Close()
-	if err := reader.Ping(ctx); err != nil {
+	// Warm first: it waits for the connections the pool opens and warms,
+	// which Ping then uses, rather than opening one of its own.
+	if err := reader.Warm(ctx); err != nil {
 		return err
 	}
-	if err := reader.Warm(ctx); err != nil {
+	if err := reader.Ping(ctx); err != nil {
 		return err
 	}
 	o := cfg.Options()
