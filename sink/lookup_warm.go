@@ -17,8 +17,8 @@ import (
 // predicates (the lookup derivations, parsed and inlined again for each
 // partition), the sizes of their files, and the statistics of the columns
 // the statement reads and filters on. For a year of day partitions that
-// was more than half of a new connection's first walk (200 to 250 ms of
-// 300 to 450), and the session keeps them: 52 MB for 366 partitions
+// was about half of a new connection's first walk (220 to 240 ms of 260
+// to 520), and the session keeps them: 52 MB for 366 partitions
 // (pg_backend_memory_contexts). A server's reader pool reads them when a
 // connection opens, before a lookup waits on it (Config.WarmConns); a
 // shape's first walk on it then plans its statements only.
