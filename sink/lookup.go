@@ -96,6 +96,11 @@ type Reader struct {
 	parts partitionCache
 	// activity is set once cloudtrail_activity is known to exist.
 	activity atomic.Bool
+	// warmConns is Config.WarmConns, within the pool's size.
+	warmConns int
+	// beforeBatch, when set (by tests), runs before each batch of
+	// partition statements is sent.
+	beforeBatch func()
 }
 
 // OpenReader connects to the database as cfg.ReaderRole (DefaultReaderRole
@@ -109,6 +114,7 @@ func OpenReader(ctx context.Context, cfg Config) (*Reader, error) {
 	if cfg.MaxConns > 0 {
 		pc.MaxConns = cfg.MaxConns
 	}
+	pc.MinConns = min(cfg.WarmConns, pc.MaxConns)
 	role := cmp.Or(cfg.ReaderRole, DefaultReaderRole)
 	pc.ConnConfig.RuntimeParams["application_name"] = "pgtrail lookup"
 	pc.ConnConfig.RuntimeParams["default_transaction_read_only"] = "on"
@@ -117,10 +123,17 @@ func OpenReader(ctx context.Context, cfg Config) (*Reader, error) {
 	// for a prepared statement after five runs) prunes them only when it
 	// starts, after locking every partition and index: 4,761 locks for a
 	// year of day partitions, against 29 for one day.
+	// The statements that read one whole partition each, which need no
+	// pruning, ask for generic plans (Reader.LookupEvents).
 	pc.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
+	pc.ConnConfig.StatementCacheCapacity = lookupStatementCache
 	pc.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
 		if _, err := c.Exec(ctx, "SET ROLE "+pgx.Identifier{role}.Sanitize()); err != nil {
 			return fmt.Errorf("set role %s (grant it to the login role): %w", role, err)
+		}
+		if cfg.WarmConns > 0 {
+			_, err := warmCatalogs(ctx, c)
+			return err
 		}
 		return nil
 	}
@@ -128,7 +141,7 @@ func OpenReader(ctx context.Context, cfg Config) (*Reader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open: %w", scrub(err, cfg.URL))
 	}
-	return &Reader{pool: pool}, nil
+	return &Reader{pool: pool, warmConns: int(pc.MinConns)}, nil
 }
 
 // Close closes every connection.
@@ -159,7 +172,9 @@ const (
 	resourcesPred    = `pgtrail_lookup_resources_indexed(management_event, read_only, event_source, resources)`
 )
 
-// lookupWindows are the spans of time LookupEvents reads, newest first:
+// lookupWindows are the spans of time a range is read in, newest first,
+// by the history page's queries (Reader.windows), and by LookupEvents where
+// it cannot read partition by partition (a partition of unknown bounds):
 // a busy value's page is found in the newest hour, whose rows an index on
 // the value alone (GIN, or a bitmap) must all fetch and sort, and no
 // statement plans and locks more than 92 day partitions (with their
@@ -168,39 +183,9 @@ const (
 // lookups at once). The last span repeats until the range is covered.
 var lookupWindows = []time.Duration{time.Hour, 24 * time.Hour, 7 * 24 * time.Hour, 31 * 24 * time.Hour, 92 * 24 * time.Hour}
 
-// LookupEvents returns one page of the events q selects, newest first, in
-// (event_time, event_id) order. The page is keyset-paged: q.After excludes
-// every event at or before the previous page's last, so that events stored
-// meanwhile neither shift nor repeat a page.
-//
-// The range is read in windows of growing span, newest first, one statement
-// each (lookupWindows), until the page is full or the range, clamped to the
-// oldest partition, is covered.
-func (r *Reader) LookupEvents(ctx context.Context, q LookupQuery) ([]LookupEvent, error) {
-	if _, _, err := lookupSQL(q, false); err != nil {
-		return nil, err
-	}
-	hi := q.End
-	if q.After != nil && q.After.Time.Before(hi) {
-		hi = q.After.Time
-	}
-	var out []LookupEvent
-	err := r.windows(ctx, q.Start, hi.Add(usec), false, func(lo, hi time.Time) (bool, error) {
-		w := q
-		w.Start, w.End, w.Limit = lo, hi, q.Limit-len(out)
-		page, err := r.lookupWindow(ctx, w)
-		out = append(out, page...)
-		return len(out) >= q.Limit, err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
 // lookupWindow runs one window's statement, over the half-open
 // [q.Start, q.End) that Reader.windows cuts.
-func (r *Reader) lookupWindow(ctx context.Context, q LookupQuery) ([]LookupEvent, error) {
+func (r *Reader) lookupWindow(ctx context.Context, q LookupQuery) ([]lookupRow, error) {
 	sql, args, err := lookupSQL(q, true)
 	if err != nil {
 		return nil, err
@@ -209,24 +194,52 @@ func (r *Reader) lookupWindow(ctx context.Context, q LookupQuery) ([]LookupEvent
 	if err != nil {
 		return nil, fmt.Errorf("postgres: lookup: %w", classify(err))
 	}
+	return lookupRows(rows)
+}
+
+// lookupRow is an event as a lookup's statement reads it: without its
+// Username and Resources, derived once the page is known
+// (Reader.withDerived), from the columns kept here.
+type lookupRow struct {
+	LookupEvent
+	readOnly                                 *bool
+	source                                   *string
+	request, response, resources             []byte
+	identityType, userName, arn, principalID *string
+}
+
+// lookupColumns are what a lookup's statements read of an event, in
+// lookupRows' order. Username and Resources are not derived there: each
+// statement that calls a derivation plans it again, Resources'
+// (pgtrail_lookup_resource_keys, a SQL function that cannot be inlined)
+// 0.7 ms a statement, which for a walk of a statement per partition cost
+// more than the walk; Username's (pgtrail_lookup_username, inlined: its
+// text parsed and analysed again) a fifth of planning a whole
+// partition's statement.
+const lookupColumns = `SELECT event_id, event_time, event_name, event_source, read_only, user_identity_access_key_id,
+       user_identity_type, user_identity_user_name, user_identity_arn, user_identity_principal_id,
+       request_parameters, response_elements, resources, record`
+
+// lookupRows reads the rows of a statement of lookupColumns, and closes
+// them.
+func lookupRows(rows pgx.Rows) ([]lookupRow, error) {
 	defer rows.Close()
-	var out []LookupEvent
+	var out []lookupRow
 	for rows.Next() {
 		var (
-			e                       LookupEvent
-			name, source, key, user *string
-			readOnly                *bool
-			keys                    []string
-			record                  []byte
+			e         lookupRow
+			name, key *string
+			record    []byte
 		)
-		if err := rows.Scan(&e.EventID, &e.EventTime, &name, &source, &readOnly, &key, &user, &keys, &record); err != nil {
+		if err := rows.Scan(&e.EventID, &e.EventTime, &name, &e.source, &e.readOnly, &key,
+			&e.identityType, &e.userName, &e.arn, &e.principalID,
+			&e.request, &e.response, &e.resources, &record); err != nil {
 			return nil, fmt.Errorf("postgres: lookup: %w", err)
 		}
-		e.EventName, e.EventSource, e.AccessKeyID, e.Username = deref(name), deref(source), deref(key), deref(user)
-		if readOnly != nil {
-			e.ReadOnly = strconv.FormatBool(*readOnly)
+		e.EventName, e.EventSource, e.AccessKeyID = deref(name), deref(e.source), deref(key)
+		if e.readOnly != nil {
+			e.ReadOnly = strconv.FormatBool(*e.readOnly)
 		}
-		e.Resources = resourcesOf(keys)
 		e.Record = compact(record)
 		out = append(out, e)
 	}
@@ -236,9 +249,62 @@ func (r *Reader) lookupWindow(ctx context.Context, q LookupQuery) ([]LookupEvent
 	return out, nil
 }
 
-// lookupSQL builds the page's query. Each attribute is one condition that an
-// index of 0003 or 0008 serves; the bounds on event_time prune the
-// partitions out of range, the cursor's among them.
+// derivedSQL derives the Username and the Resources of the events given
+// as arrays of the derivations' arguments, in their order: one statement,
+// one planning of each derivation, for a page.
+const derivedSQL = `SELECT ` + usernameExpr + `, ` + resourceKeysExpr + `
+FROM unnest($1::boolean[], $2::text[], $3::jsonb[], $4::jsonb[], $5::jsonb[], $6::text[], $7::text[], $8::text[], $9::text[])
+    WITH ORDINALITY AS e(read_only, event_source, request_parameters, response_elements, resources,
+                         user_identity_type, user_identity_user_name, user_identity_arn, user_identity_principal_id, n)
+ORDER BY n`
+
+// withDerived returns the page's events with their Username and
+// Resources.
+func (r *Reader) withDerived(ctx context.Context, page []lookupRow) ([]LookupEvent, error) {
+	if len(page) == 0 {
+		return nil, nil
+	}
+	var (
+		readOnly                     = make([]*bool, len(page))
+		request, response, resources = make([][]byte, len(page)), make([][]byte, len(page)), make([][]byte, len(page))
+		// source, identity type, user name, ARN, principal ID
+		text [5][]*string
+	)
+	for i := range text {
+		text[i] = make([]*string, len(page))
+	}
+	for i, e := range page {
+		readOnly[i], request[i], response[i], resources[i] = e.readOnly, e.request, e.response, e.resources
+		text[0][i], text[1][i], text[2][i], text[3][i], text[4][i] = e.source, e.identityType, e.userName, e.arn, e.principalID
+	}
+	rows, err := r.pool.Query(ctx, derivedSQL, readOnly, text[0], request, response, resources, text[1], text[2], text[3], text[4])
+	if err != nil {
+		return nil, fmt.Errorf("postgres: lookup: username and resources: %w", classify(err))
+	}
+	type derived struct {
+		user *string
+		keys []string
+	}
+	got, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (d derived, err error) {
+		return d, row.Scan(&d.user, &d.keys)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: lookup: username and resources: %w", classify(err))
+	}
+	if len(got) != len(page) {
+		return nil, fmt.Errorf("postgres: lookup: username and resources of %d events, not %d", len(got), len(page))
+	}
+	out := make([]LookupEvent, len(page))
+	for i, e := range page {
+		out[i] = e.LookupEvent
+		out[i].Username, out[i].Resources = deref(got[i].user), resourcesOf(got[i].keys)
+	}
+	return out, nil
+}
+
+// lookupSQL builds the page's query over cloudtrail_events. Each attribute
+// is one condition that an index of 0003 or 0008 serves; the bounds on
+// event_time prune the partitions out of range, the cursor's among them.
 func lookupSQL(q LookupQuery, endExclusive bool) (string, []any, error) {
 	if q.Limit < 1 {
 		return "", nil, fmt.Errorf("lookup: limit %d, want at least 1", q.Limit)
@@ -269,6 +335,23 @@ func lookupSQL(q LookupQuery, endExclusive bool) (string, []any, error) {
 	if q.After != nil {
 		where = append(where, "(event_time, event_id) < ("+arg(q.After.Time)+", "+arg(q.After.ID)+")")
 	}
+	conds, err := lookupConds(q, arg)
+	if err != nil {
+		return "", nil, err
+	}
+	where = append(where, conds...)
+	sql := lookupColumns + `
+FROM cloudtrail_events
+WHERE ` + strings.Join(where, "\n  AND ") + `
+ORDER BY event_time DESC, event_id DESC
+LIMIT ` + arg(q.Limit)
+	return sql, args, nil
+}
+
+// lookupConds are a page's conditions but its bounds: the category of
+// events and the attributes, their values bound through arg.
+func lookupConds(q LookupQuery, arg func(any) string) ([]string, error) {
+	var where []string
 	if q.Insight {
 		where = append(where, "event_type = 'AwsCloudTrailInsight'")
 	} else {
@@ -280,19 +363,11 @@ func lookupSQL(q LookupQuery, endExclusive bool) (string, []any, error) {
 	for _, a := range q.Attributes {
 		cond, err := attributeCond(a, arg)
 		if err != nil {
-			return "", nil, err
+			return nil, err
 		}
 		where = append(where, cond)
 	}
-	sql := `SELECT event_id, event_time, event_name, event_source, read_only, user_identity_access_key_id,
-       ` + usernameExpr + `,
-       ` + resourceKeysExpr + `,
-       record
-FROM cloudtrail_events
-WHERE ` + strings.Join(where, "\n  AND ") + `
-ORDER BY event_time DESC, event_id DESC
-LIMIT ` + arg(q.Limit)
-	return sql, args, nil
+	return where, nil
 }
 
 // attributeCond is the condition of one lookup attribute, its value bound

@@ -40,6 +40,15 @@ type Config struct {
 	// refuses, whoever calls it, a cutoff less than that many days before
 	// today. 0 leaves the recorded floor as it is. See floor.go.
 	RetentionDays int
+	// WarmConns, for OpenReader, is how many connections the reader's pool
+	// keeps open (opening them in the background, and at once by
+	// Reader.Warm); when above 0, every connection of the pool, when it
+	// opens, plans a statement on every partition so that its session
+	// holds their catalog entries before a lookup needs them: most of what
+	// a connection's first walk through a year cost (docs/lookup.md). 0,
+	// for a single lookup, opens connections as lookups need them and
+	// warms none.
+	WarmConns int32
 }
 
 // The roles' names when Config leaves them empty.
