@@ -14,6 +14,7 @@ import (
 
 	"github.com/pgtrail/pgtrail/cloudtrail"
 	"github.com/pgtrail/pgtrail/internal/pgtest"
+	"github.com/pgtrail/pgtrail/internal/testdb"
 	"github.com/pgtrail/pgtrail/sink"
 )
 
@@ -236,9 +237,8 @@ func TestActivityMigrationCountsStoredEvents(t *testing.T) {
 // half an hour (which the rows cannot serve).
 func TestHistoryActivityReadsTheHours(t *testing.T) {
 	t.Parallel()
-	url := pgtest.New(t)
 	ctx := context.Background()
-	pg := setupAt(t, url)
+	pg, url := testdb.Open(t)
 	base := time.Date(2024, 6, 3, 0, 0, 0, 0, time.UTC)
 	rng := rand.New(rand.NewPCG(7, 7))
 	type ev struct {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/pgtrail/pgtrail/cloudtrail"
 	"github.com/pgtrail/pgtrail/internal/pgtest"
+	"github.com/pgtrail/pgtrail/internal/testdb"
 	"github.com/pgtrail/pgtrail/sink"
 )
 
@@ -81,23 +82,10 @@ func (r *rows) Next(row *cloudtrail.Entry) error {
 	return nil
 }
 
+// setup is a sink on a fresh, migrated database.
 func setup(t *testing.T) *sink.Postgres {
 	t.Helper()
-	return setupAt(t, pgtest.New(t))
-}
-
-// setupAt is setup on the database at url.
-func setupAt(t *testing.T, url string) *sink.Postgres {
-	t.Helper()
-	ctx := context.Background()
-	pg, err := sink.Open(ctx, sink.Config{URL: url}, zaptest.NewLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pg.Close)
-	if _, err := pg.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	pg, _ := testdb.Open(t)
 	return pg
 }
 
