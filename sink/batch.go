@@ -307,24 +307,3 @@ func (p *Postgres) stored(ctx context.Context, tx pgx.Tx, evs []*cloudtrail.Even
 	}
 	return stored, nil
 }
-
-// recordJSONB reports whether cloudtrail_events.record is jsonb (rather
-// than json), which the binary COPY must know. It asks once.
-func (p *Postgres) recordJSONB(ctx context.Context) (bool, error) {
-	p.mu.Lock()
-	known, jsonb := p.recordKnown, p.recordIsJSONB
-	p.mu.Unlock()
-	if known {
-		return jsonb, nil
-	}
-	var typ string
-	err := p.pool.QueryRow(ctx, `SELECT atttypid::regtype::text FROM pg_attribute
-        WHERE attrelid = 'cloudtrail_events'::regclass AND attname = 'record'`).Scan(&typ)
-	if err != nil {
-		return false, fmt.Errorf("postgres: record column type: %w", classify(err))
-	}
-	p.mu.Lock()
-	p.recordKnown, p.recordIsJSONB = true, typ == "jsonb"
-	p.mu.Unlock()
-	return typ == "jsonb", nil
-}

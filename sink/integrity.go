@@ -80,46 +80,6 @@ var lateFiles = `WITH got AS (
     FROM upd WHERE ` + failedFile + `
 ) ` + fmt.Sprintf(integrityAlerts, "bad")
 
-// schemaFeatures are the parts of the schema that a worker upgraded before
-// its database may not find yet, and writes without.
-type schemaFeatures struct {
-	// hashed: the ledger has the hash columns of migration 0011.
-	hashed bool
-	// activity: cloudtrail_activity (0014) exists.
-	activity bool
-}
-
-// features reports the schemaFeatures of the database. It asks once, and
-// again after Migrate.
-func (p *Postgres) features(ctx context.Context) (schemaFeatures, error) {
-	p.mu.Lock()
-	known, f := p.featuresKnown, p.schema
-	p.mu.Unlock()
-	if known {
-		return f, nil
-	}
-	// Operators named in pg_catalog: no operator another role planted in
-	// the schema runs in their place.
-	err := p.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute
-        WHERE attrelid OPERATOR(pg_catalog.=) pg_catalog.to_regclass('cloudtrail_objects')
-          AND attname OPERATOR(pg_catalog.=) 'content_sha256' AND NOT attisdropped),
-        pg_catalog.to_regclass('cloudtrail_activity') IS NOT NULL`).Scan(&f.hashed, &f.activity)
-	if err != nil {
-		return f, fmt.Errorf("postgres: schema features: %w", classify(err))
-	}
-	p.mu.Lock()
-	p.featuresKnown, p.schema = true, f
-	p.mu.Unlock()
-	return f, nil
-}
-
-// forgetFeatures makes features ask again.
-func (p *Postgres) forgetFeatures() {
-	p.mu.Lock()
-	p.featuresKnown = false
-	p.mu.Unlock()
-}
-
 // queueLateFiles queues the check of objs against digests that listed
 // them before they arrived.
 func queueLateFiles(batch *pgx.Batch, objs []*Object) {

@@ -67,8 +67,6 @@ type Postgres struct {
 
 	mu   sync.Mutex
 	days map[int64]bool // UTC days (Unix days) whose partition is known to exist
-	// recordIsJSONB is the type of cloudtrail_events.record, once known.
-	recordKnown, recordIsJSONB bool
 	// schema is what features found, once featuresKnown.
 	featuresKnown bool
 	schema        schemaFeatures
