@@ -10,10 +10,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"go.uber.org/zap/zaptest"
 
 	"github.com/pgtrail/pgtrail/cloudtrail"
-	"github.com/pgtrail/pgtrail/internal/pgtest"
 	"github.com/pgtrail/pgtrail/internal/testdb"
 	"github.com/pgtrail/pgtrail/sink"
 )
@@ -201,14 +199,7 @@ func TestActivityCompaction(t *testing.T) {
 func TestActivityMigrationCountsStoredEvents(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pg, err := sink.Open(ctx, sink.Config{URL: pgtest.New(t)}, zaptest.NewLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pg.Close)
-	if _, err := pg.MigrateTo(ctx, 13); err != nil {
-		t.Fatal(err)
-	}
+	pg := setupTo(t, 13)
 	h := time.Date(2024, 5, 1, 7, 30, 0, 0, time.UTC)
 	if _, err := write(ctx, pg, []*testObject{
 		buffered("a", event("a1", h, "a"), failed("a2", h.Add(time.Hour), "a")),

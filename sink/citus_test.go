@@ -14,10 +14,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"go.uber.org/zap/zaptest"
 
 	"github.com/pgtrail/pgtrail/cloudtrail"
-	"github.com/pgtrail/pgtrail/internal/pgtest"
 	"github.com/pgtrail/pgtrail/sink"
 )
 
@@ -258,15 +256,8 @@ func TestNoFunctionCallInDoUpdateSet(t *testing.T) {
 func TestRejectsKeyIsDistributable(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pg, err := sink.Open(ctx, sink.Config{URL: pgtest.New(t)}, zaptest.NewLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pg.Close)
 	// The schema as 0011 left it, with rejects stored.
-	if _, err := pg.MigrateTo(ctx, 11); err != nil {
-		t.Fatal(err)
-	}
+	pg := setupTo(t, 11)
 	reject := func(key string, i int) cloudtrail.Entry {
 		return cloudtrail.Entry{Reject: &cloudtrail.Reject{S3Bucket: "bucket", S3Key: key, Index: i, Reason: "eventTime missing", Raw: `{}`}}
 	}

@@ -8,10 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/zap/zaptest"
-
 	"github.com/pgtrail/pgtrail/cloudtrail"
-	"github.com/pgtrail/pgtrail/internal/pgtest"
 	"github.com/pgtrail/pgtrail/sink"
 )
 
@@ -68,14 +65,7 @@ func methods(cols []string, method string) string {
 func TestMigrationCompressesJSONWithLZ4(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pg, err := sink.Open(ctx, sink.Config{URL: pgtest.New(t)}, zaptest.NewLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pg.Close)
-	if _, err := pg.MigrateTo(ctx, 5); err != nil {
-		t.Fatal(err)
-	}
+	pg := setupTo(t, 5)
 	var hasLZ4 bool
 	var serverDefault string
 	if err := pg.Pool().QueryRow(ctx, `SELECT 'lz4' = ANY(enumvals), current_setting('default_toast_compression')

@@ -6,10 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/zap/zaptest"
-
 	"github.com/pgtrail/pgtrail/cloudtrail"
 	"github.com/pgtrail/pgtrail/internal/pgtest"
+	"github.com/pgtrail/pgtrail/internal/testdb"
 	"github.com/pgtrail/pgtrail/sink"
 )
 
@@ -18,15 +17,7 @@ import (
 func TestRecordFailureKeepsTheLastError(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	url := pgtest.New(t)
-	pg, err := sink.Open(ctx, sink.Config{URL: url}, zaptest.NewLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pg.Close)
-	if _, err := pg.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	pg, url := testdb.Open(t)
 
 	if err := pg.RecordFailure(ctx, "bucket", "a.json.gz", "m1", errors.New("first"), false); err != nil {
 		t.Fatal(err)

@@ -89,6 +89,21 @@ func setup(t *testing.T) *sink.Postgres {
 	return pg
 }
 
+// setupTo is a sink on a fresh database migrated up to version last only,
+// as an older pgtrail left it.
+func setupTo(t *testing.T, last int) *sink.Postgres {
+	t.Helper()
+	pg, err := sink.Open(context.Background(), sink.Config{URL: pgtest.New(t)}, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pg.Close)
+	if _, err := pg.MigrateTo(context.Background(), last); err != nil {
+		t.Fatal(err)
+	}
+	return pg
+}
+
 func event(id string, at time.Time, key string) cloudtrail.Entry {
 	rec, _ := json.Marshal(map[string]any{"eventID": id, "eventTime": at.Format(time.RFC3339)})
 	return cloudtrail.Entry{Event: cloudtrail.Event{
