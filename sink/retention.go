@@ -46,7 +46,8 @@ func RetentionCutoff(now time.Time, days int) time.Time {
 // DropPartitionsBefore drops the partitions of cloudtrail_events that lie
 // wholly before cutoff (rounded down to midnight UTC), oldest first, and
 // returns them; with dryRun it drops nothing and returns what it would drop.
-// Whole partitions go: rows are never deleted one by one.
+// Whole partitions go: rows are never deleted one by one. The activity rows
+// of the hours before cutoff go in the same transaction (activity.go).
 //
 // One process drops at a time: if another holds the retention lock it
 // returns ErrRetentionBusy. If the table stays in use for longer than a few
@@ -81,6 +82,20 @@ func (p *Postgres) DropPartitionsBefore(ctx context.Context, cutoff time.Time, d
 				retentionLockTimeout, err)
 		}
 		return nil, fmt.Errorf("retention: %w", classify(err))
+	}
+	if !dryRun {
+		// The dropped days' hours leave the activity rows in the same
+		// transaction: a day stored again later (a backfill) counts from
+		// nothing, and none of its new rows is deleted with the old.
+		f, err := p.features(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if f.activity {
+			if _, err := tx.Exec(ctx, `SELECT pgtrail_compact_activity(date '1970-01-01' + $1::integer)`, unixDay(cutoff)); err != nil {
+				return nil, fmt.Errorf("retention: activity: %w", classify(err))
+			}
+		}
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return nil, fmt.Errorf("retention: commit: %w", classify(err))
@@ -138,11 +153,6 @@ func (p *Postgres) RunRetention(ctx context.Context, days int, interval time.Dur
 					zap.Int64("summaries", d.Summaries), zap.Int64("deliveries", d.Deliveries))
 			case err != nil && ctx.Err() == nil:
 				log.Warn("retention of alerts failed", zap.Error(err))
-				next = min(interval, 5*time.Minute)
-			}
-			// And the activity of the hours dropped (activity.go).
-			if _, err := p.CompactActivity(ctx, cutoff); err != nil && ctx.Err() == nil {
-				log.Warn("retention of activity failed", zap.Error(err))
 				next = min(interval, 5*time.Minute)
 			}
 		}
