@@ -32,33 +32,9 @@ func (r *Reader) HistoryActivity(ctx context.Context, f HistoryFilter, bucket ti
 	sums := map[time.Time]*ActivityBucket{}
 	lo, hi := f.Start, f.End.Add(usec)
 	if hourly && unfiltered(f) {
-		ok, err := r.activityTable(ctx)
-		if err != nil {
+		var err error
+		if lo, hi, err = r.wholeHours(ctx, f, lo, hi, bucket, origin, sums); err != nil {
 			return nil, err
-		}
-		if ok {
-			parts, oldest, err := r.oldestPartition(ctx)
-			if err != nil || parts == 0 {
-				return nil, err
-			}
-			if oldest.After(lo) {
-				lo = oldest
-			}
-			// The whole hours, [h0, h1): from the table; the rest, from
-			// the events.
-			h0, h1 := lo.Truncate(time.Hour), hi.Truncate(time.Hour)
-			if h0.Before(lo) {
-				h0 = h0.Add(time.Hour)
-			}
-			if h0.Before(h1) {
-				if err := r.hourlyActivity(ctx, h0, h1, bucket, origin, sums); err != nil {
-					return nil, err
-				}
-				if err := r.countActivity(ctx, f, h1, hi, bucket, origin, sums); err != nil {
-					return nil, err
-				}
-				hi = h0
-			}
 		}
 	}
 	if err := r.countActivity(ctx, f, lo, hi, bucket, origin, sums); err != nil {
@@ -70,6 +46,41 @@ func (r *Reader) HistoryActivity(ctx context.Context, f HistoryFilter, bucket ti
 	}
 	slices.SortFunc(out, func(a, b ActivityBucket) int { return a.Start.Compare(b.Start) })
 	return out, nil
+}
+
+// wholeHours adds to sums what cloudtrail_activity holds for the whole
+// hours of [lo, hi), clamped to the oldest partition, and the events of
+// the partial hour at its end, and returns the range left to count: the
+// partial hour at its start. Without the table, it is all left; without
+// partitions, none is.
+func (r *Reader) wholeHours(ctx context.Context, f HistoryFilter, lo, hi time.Time, bucket time.Duration, origin time.Time,
+	sums map[time.Time]*ActivityBucket,
+) (time.Time, time.Time, error) {
+	ok, err := r.activityTable(ctx)
+	if err != nil || !ok {
+		return lo, hi, err
+	}
+	parts, oldest, err := r.oldestPartition(ctx)
+	if err != nil || parts == 0 {
+		return lo, lo, err
+	}
+	if oldest.After(lo) {
+		lo = oldest
+	}
+	h0, h1 := lo.Truncate(time.Hour), hi.Truncate(time.Hour)
+	if h0.Before(lo) {
+		h0 = h0.Add(time.Hour)
+	}
+	if !h0.Before(h1) {
+		return lo, hi, nil
+	}
+	if err := r.hourlyActivity(ctx, h0, h1, bucket, origin, sums); err != nil {
+		return lo, hi, err
+	}
+	if err := r.countActivity(ctx, f, h1, hi, bucket, origin, sums); err != nil {
+		return lo, hi, err
+	}
+	return lo, h0, nil
 }
 
 // unfiltered reports whether f selects by time only.
