@@ -75,9 +75,12 @@ func queueActivity(batch *pgx.Batch, h hourCounts) {
 	batch.Queue(insertActivity, at, events, errs)
 }
 
+// eventHour is the hour of event_time, as cloudtrail_activity keys it.
+const eventHour = `date_bin('1 hour', event_time, timestamptz '1970-01-01 00:00:00+00')`
+
 // stagedActivity counts, by hour, the staged events that insertEach
 // inserted (refuse.go): neither refused nor found stored.
-const stagedActivity = `SELECT date_bin('1 hour', event_time::timestamptz, timestamptz '1970-01-01 00:00:00+00'), count(*), count(error_code)
+const stagedActivity = `SELECT ` + eventHour + `, count(*), count(error_code)
     FROM pgtrail_staging WHERE reason IS NULL AND NOT dup GROUP BY 1`
 
 // readActivity adds the rows of a query of (hour, events, errors) to h.

@@ -77,7 +77,7 @@ const insertEvents = `WITH ins AS (
     ORDER BY ` + stagedOrder + `
     ON CONFLICT DO NOTHING
     RETURNING s3_bucket, s3_key, event_time, error_code
-) SELECT s3_bucket, s3_key, date_bin('1 hour', event_time, timestamptz '1970-01-01 00:00:00+00'), count(*), count(error_code)
+) SELECT s3_bucket, s3_key, ` + eventHour + `, count(*), count(error_code)
 FROM ins GROUP BY 1, 2, 3`
 
 const insertRejects = `INSERT INTO cloudtrail_rejects (s3_bucket, s3_key, record_index, reason, raw)
