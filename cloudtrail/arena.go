@@ -20,6 +20,9 @@ import (
 // done may be recycled this way.
 type arena struct {
 	chunk []byte // free space of the current chunk
+	// mchunk is the free space of the current chunk of records' members
+	// (Layout.Members); those chunks are left to the garbage collector.
+	mchunk []Member
 	pool  *ChunkPool
 	used  Chunks // chunks drawn from pool since the last take
 }
@@ -49,6 +52,26 @@ func (a *arena) alloc(n int) []byte {
 	b := a.chunk[:n:n]
 	a.chunk = a.chunk[n:]
 	return b
+}
+
+// memberChunk is how many members a chunk holds: about a hundred records'.
+const memberChunk = 2048
+
+// members returns room for n members that no one else holds. A nil arena
+// allocates.
+func (a *arena) members(n int) []Member {
+	if n == 0 {
+		return nil
+	}
+	if a == nil || n > memberChunk/4 {
+		return make([]Member, n)
+	}
+	if n > len(a.mchunk) {
+		a.mchunk = make([]Member, memberChunk)
+	}
+	ms := a.mchunk[:n:n]
+	a.mchunk = a.mchunk[n:]
+	return ms
 }
 
 // recycle makes the arena draw its chunks from pool (nil: allocate them,

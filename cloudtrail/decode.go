@@ -479,7 +479,7 @@ func (d *Decoder) peek() (byte, error) {
 func (d *Decoder) value(fused bool) ([]byte, uint8, error) {
 	for {
 		if fused {
-			d.rp = recordParser{}
+			d.rp = recordParser{top: d.rp.top[:0]}
 			if n, err := d.rp.parsePrefix(d.buf[d.r:d.w]); err == nil && n <= d.lim.MaxRecordBytes {
 				v := d.buf[d.r : d.r+n : d.r+n]
 				d.r += n

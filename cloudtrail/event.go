@@ -50,6 +50,10 @@ type Event struct {
 	Record                  json.RawMessage
 	S3Bucket                string
 	S3Key                   string
+
+	// Layout is where Record's top-level members lie (members.go), for
+	// rules engines. It is not a column, and stays the last field.
+	Layout Layout
 }
 
 // Reject is a record that could not become an Event. It is kept, with the

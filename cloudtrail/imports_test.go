@@ -37,7 +37,8 @@ func TestPackageImports(t *testing.T) {
 
 // TestLayerArrows keeps the arrows between pgtrail's packages one way:
 // sink (storage) never reaches up to the worker or the queue and object
-// SDKs it drives, and the retry leaf imports none of pgtrail's packages
+// SDKs it drives, the rules engine up to anything but cloudtrail, and the
+// retry leaf imports none of pgtrail's packages
 // nor their dependencies.
 // docs/architecture.md draws the arrows.
 func TestLayerArrows(t *testing.T) {
@@ -49,6 +50,12 @@ func TestLayerArrows(t *testing.T) {
 			"github.com/pgtrail/pgtrail/worker",
 			"github.com/aws/aws-sdk-go-v2/service/sqs",
 			"github.com/aws/aws-sdk-go-v2/service/s3",
+		}},
+		// The rules engine reads events as cloudtrail makes them, and
+		// nothing else of pgtrail's.
+		{"../sigma", []string{
+			"github.com/pgtrail/pgtrail/worker", "github.com/pgtrail/pgtrail/sink",
+			"github.com/pgtrail/pgtrail/alert", "github.com/aws/", "github.com/jackc/",
 		}},
 		{"../internal/retry", []string{
 			"github.com/pgtrail/pgtrail/worker", "github.com/pgtrail/pgtrail/sink",

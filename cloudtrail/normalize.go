@@ -119,6 +119,12 @@ type recordParser struct {
 	depth      int // objects open around p.i
 	spans      [numFields]span
 	kbuf       [64]byte // unquoted keys
+	// top collects the record's top-level members (members.go), with
+	// offsets into b; key is the Member.Key of the member being read, and
+	// longKey says a key was too long for Member.KeyLen.
+	top     []Member
+	key     uint8
+	longKey bool
 }
 
 var errNotObject = errors.New("record is not a JSON object")
@@ -229,10 +235,14 @@ func (p *recordParser) member(level int, key []byte) error {
 				p.spans[f] = span{}
 			}
 			p.spans[fMFAAuthenticated] = span{}
-			return p.descend(inIdentity)
+			err := p.descend(inIdentity)
+			p.key = keyUserIdentity
+			return err
 		case "insightDetails":
 			p.spans[fInsightEventSource], p.spans[fInsightEventName] = span{}, span{}
-			return p.descend(inInsight)
+			err := p.descend(inInsight)
+			p.key = keyInsightDetails
+			return err
 		}
 	case inIdentity:
 		switch string(key) {
@@ -329,6 +339,7 @@ func (p *recordParser) members(level int) error {
 		if flags&flagEscape != 0 {
 			key = appendUnquoted(p.kbuf[:0], key)
 		}
+		k0 := p.i + 1
 		p.i += 1 + n
 		p.skipSpace()
 		if p.i >= len(p.b) || p.b[p.i] != ':' {
@@ -336,8 +347,18 @@ func (p *recordParser) members(level int) error {
 		}
 		p.i++
 		p.skipSpace()
+		v0 := p.i
+		p.key = 0
 		if err := p.member(level, key); err != nil {
 			return err
+		}
+		if level == inRecord {
+			klen := n - 1
+			p.longKey = p.longKey || klen > math.MaxUint16
+			p.top = append(p.top, Member{
+				KeyStart: int32(k0), ValueStart: int32(v0), ValueEnd: int32(p.i),
+				KeyLen: uint16(klen), Key: p.key, KeyEscaped: flags&flagEscape != 0,
+			})
 		}
 	}
 }
@@ -361,6 +382,7 @@ func (p *recordParser) take(f int) error {
 	}
 	p.flags |= flags
 	p.spans[f] = span{int32(p.i), int32(p.i + n), flags&flagEscape != 0}
+	p.key = uint8(f + 1)
 	p.i += n
 	return nil
 }
@@ -457,6 +479,7 @@ func (p *recordParser) event(bucket, key string, a *arena) (Event, error) {
 		AdditionalEventData:     column(fAdditionalEventData),
 		Resources:               column(fResources),
 		Record:                  rec,
+		Layout:                  p.layout(a),
 		S3Bucket:                bucket,
 		S3Key:                   key,
 	}

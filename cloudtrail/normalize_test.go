@@ -212,6 +212,44 @@ func eventsEqual(a, b Event) bool {
 	return reflect.DeepEqual(a, b)
 }
 
+// refLayout finds a record's top-level members with encoding/json's
+// tokenizer and its input offsets: the oracle of Normalize's Layout.
+func refLayout(raw []byte) Layout {
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.UseNumber()
+	if _, err := d.Token(); err != nil { // '{'
+		return Layout{}
+	}
+	var l Layout
+	l.Escaped = bytes.IndexByte(raw, '\\') >= 0
+	for d.More() {
+		before := int(d.InputOffset())
+		tok, err := d.Token()
+		if err != nil {
+			return Layout{}
+		}
+		key := tok.(string)
+		// The key's quote is the first one after the comma or brace.
+		k0 := before + bytes.IndexByte(raw[before:], '"') + 1
+		k1 := int(d.InputOffset()) - 1
+		var v json.RawMessage
+		if err := d.Decode(&v); err != nil {
+			return Layout{}
+		}
+		v1 := int(d.InputOffset())
+		v0 := v1 - len(v)
+		m := Member{KeyStart: int32(k0), ValueStart: int32(v0), ValueEnd: int32(v1), KeyLen: uint16(k1 - k0),
+			KeyEscaped: bytes.IndexByte(raw[k0:k1], '\\') >= 0}
+		for i, k := range memberKeys {
+			if k != "" && k == key {
+				m.Key = uint8(i)
+			}
+		}
+		l.Members = append(l.Members, m)
+	}
+	return l
+}
+
 // refNormalize is Normalize written plainly with encoding/json: the oracle
 // that the hand-written extraction is checked against. raw must be a record
 // as Decoder.Next returns it (repaired).
@@ -311,6 +349,7 @@ func refNormalize(raw []byte, bucket, key string) (Event, error) {
 		AdditionalEventData:     column(top["additionalEventData"]),
 		Resources:               column(top["resources"]),
 		Record:                  raw,
+		Layout:                  refLayout(raw),
 		S3Bucket:                bucket,
 		S3Key:                   key,
 	}
@@ -398,7 +437,7 @@ func TestNormalizeFields(t *testing.T) {
 		RequestID: "req", ReadOnly: &tr, ManagementEvent: &f, RecipientAccountID: "123456789012", SharedEventID: "sh",
 		VPCEndpointID: "vpce-1", RequestParameters: json.RawMessage(`{"userName":"u"}`),
 		AdditionalEventData: json.RawMessage(`"a string"`), Resources: json.RawMessage(`[{"ARN":"x"}]`),
-		Record: raw, S3Bucket: "bucket", S3Key: "key",
+		Record: raw, S3Bucket: "bucket", S3Key: "key", Layout: refLayout(raw),
 	}
 	if !reflect.DeepEqual(ev, want) {
 		t.Fatalf("got  %+v\nwant %+v", ev, want)

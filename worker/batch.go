@@ -43,7 +43,8 @@ const (
 const entryOverhead = int(unsafe.Sizeof(cloudtrail.Entry{})) + 128
 
 // entryMemory is what a decoded entry keeps in memory until its batch is
-// committed: entryOverhead and the text it holds.
+// committed: entryOverhead, the text it holds, and where its record's
+// top-level members lie.
 func entryMemory(en *cloudtrail.Entry) int {
 	if r := en.Reject; r != nil {
 		return entryOverhead + int(unsafe.Sizeof(*r)) + len(r.Raw) + len(r.Reason)
@@ -56,8 +57,10 @@ func entryMemory(en *cloudtrail.Entry) int {
 		len(e.UserIdentityAccountID) + len(e.UserIdentityPrincipalID) + len(e.UserIdentityAccessKeyID) +
 		len(e.UserIdentityUserName) + len(e.SessionIssuerARN) + len(e.InvokedBy) + len(e.ErrorCode) +
 		len(e.ErrorMessage) + len(e.RequestID) + len(e.RecipientAccountID) + len(e.SharedEventID) +
-		len(e.VPCEndpointID)
+		len(e.VPCEndpointID) + len(e.Layout.Members)*memberSize
 }
+
+const memberSize = int(unsafe.Sizeof(cloudtrail.Member{}))
 
 // batcher groups queued objects into transactions (see combiner): a caller
 // that finds fewer than the maximum of writers at work becomes one, writes
