@@ -1,6 +1,7 @@
 package alert
 
 import (
+	"github.com/pgtrail/pgtrail/cloudtrail"
 	"github.com/pgtrail/pgtrail/sigma"
 	"github.com/pgtrail/pgtrail/sink"
 )
@@ -31,8 +32,8 @@ func (r *Rules) Set() *sigma.Set { return r.set }
 
 // Match evaluates the rules on one event. It allocates only when a rule
 // matches.
-func (r *Rules) Match(source, name string, record []byte) []*sink.AlertRule {
-	ms := r.set.Match(source, name, record)
+func (r *Rules) Match(e *cloudtrail.Event) []*sink.AlertRule {
+	ms := r.set.MatchEvent(e)
 	if len(ms) == 0 {
 		return nil
 	}

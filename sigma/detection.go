@@ -65,7 +65,11 @@ func (e *evaluation) anyNeedle(ns needleSet) bool {
 		ok := true
 		for _, n := range g {
 			if e.needles[n.id] == 0 {
-				n.k.find(e.rec.raw, e.needles)
+				if e.rec.known {
+					n.k.findTop(&e.rec, e.needles)
+				} else {
+					n.k.find(e.rec.raw, e.needles)
+				}
 			}
 			if e.needles[n.id] != 2 {
 				ok = false

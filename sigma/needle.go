@@ -43,6 +43,7 @@ import (
 // value one of alts matches.
 type fieldNeedle struct {
 	key  string
+	path *fieldPath // the item's
 	rare int // index in key of its rarest byte
 	alts []*pattern
 	id   int        // index in the Set's needle states
@@ -55,6 +56,10 @@ type needleKey struct {
 	key     string
 	rare    int
 	needles []*fieldNeedle
+	// paths has a path of the needles' for each first segment they
+	// begin with: the top-level members that can hold a needle's member
+	// are those whose keys begin one (top.go).
+	paths []*fieldPath
 }
 
 // needleSet is a rule's needles: an OR of groups, each the AND of its
@@ -149,7 +154,7 @@ func itemNeedle(it *item) *fieldNeedle {
 	if key == "" || hasEscapable(key) {
 		return nil
 	}
-	n := &fieldNeedle{key: key, rare: rarest(key)}
+	n := &fieldNeedle{key: key, path: it.path, rare: rarest(key)}
 	for _, v := range it.values {
 		if v.null || v.ref != nil || len(v.alts) == 0 {
 			return nil
@@ -203,20 +208,30 @@ func (n *fieldNeedle) in(b []byte) bool {
 // find settles the state of each of k's needles for the record b, in
 // states (by needle id): 2 if the needle may be in b, 1 if not.
 func (k *needleKey) find(b []byte, states []uint8) {
+	k.start(states)
+	left := len(k.needles)
+	k.search(b, states, &left)
+}
+
+func (k *needleKey) start(states []uint8) {
 	for _, n := range k.needles {
 		states[n.id] = 1
 	}
-	left := len(k.needles)
+}
+
+// search settles the needles found in b; it reports whether none is left.
+func (k *needleKey) search(b []byte, states []uint8, left *int) bool {
 	eachMember(b, k.key, k.rare, func(text string, plain bool) bool {
 		var ascii uint8
 		for _, n := range k.needles {
 			if states[n.id] == 1 && (!plain || n.matches(text, &ascii)) {
 				states[n.id] = 2
-				left--
+				*left--
 			}
 		}
-		return left == 0
+		return *left == 0
 	})
+	return *left == 0
 }
 
 // eachMember calls f with the value of each member of b whose key ends

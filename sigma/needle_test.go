@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/pgtrail/pgtrail/cloudtrail"
 )
 
 // unfiltered evaluates every rule of s on raw, without the eventName
@@ -74,8 +76,26 @@ func TestPrefiltersAgree(t *testing.T) {
 		repl(`"userIdentity":{`, `"userIdentity":[{"type":"Root"},{`),
 		func(b []byte) []byte { return b[:len(b)*2/3] },
 		repl(`"sessionIssuer":{`, `"sessionIssuer":[{`),
+		// Top-level keys as cloudtrail.Layout marks them (top.go): a key
+		// Normalize maps, duplicated, escaped, or followed by a dotted key
+		// that begins with it; a dotted key beginning an object's path; more
+		// members than a Layout is used for.
+		repl(`"userAgent":`, `"userAgent":"TruffleHog","userAgent":`),
+		repl(`"userAgent":`, `"user\u0041gent":"TruffleHog","userAgent.x":"TruffleHog","user\u0041gent":`),
+		repl(`"errorCode":`, `"errorCode.x":"AccessDenied","errorCode":`),
+		repl(`"errorCode":"AccessDenied"`, `"errorCode":"AccessDenied","errorCode":"None"`),
+		repl(`"userIdentity":{`, `"userIdentity.sessionContext":{"sessionIssuer":{"type":"Role"}},"userIdentity":{`),
+		repl(`"userIdentity":{`, `"userIdentity.type":"AssumedRole","userIdentity":{`),
+		repl(`"eventSource":`, `"ev\u0065ntSource":"x","eventSource":`),
+		func(b []byte) []byte {
+			var extra []byte
+			for i := range 70 {
+				extra = fmt.Appendf(extra, `"k%d":%d,`, i, i)
+			}
+			return slices.Insert(b, bytes.IndexByte(b, '{')+1, extra...)
+		},
 	}
-	matched := 0
+	matched, viaLayout := 0, 0
 	for _, r := range loadCorpus(t) {
 		for vi, v := range variants {
 			raw := v(slices.Clone(r.raw))
@@ -88,12 +108,26 @@ func TestPrefiltersAgree(t *testing.T) {
 				t.Fatalf("%s, variant %d: Match %v, every rule %v\n%s", r.file, vi, ruleFiles(got), ruleFiles(want), raw)
 			}
 			matched += len(want)
+			// The same from the members Normalize found, where it takes
+			// the record (it repairs some: those are compared as repaired).
+			ev, err := cloudtrail.Normalize(raw, "b", "k")
+			if err != nil {
+				continue
+			}
+			got = got[:0]
+			for _, m := range s.MatchEvent(&ev) {
+				got = append(got, m.Rule)
+			}
+			if want := unfiltered(s, ev.Record); !slices.Equal(got, want) {
+				t.Fatalf("%s, variant %d: MatchEvent %v, every rule %v\n%s", r.file, vi, ruleFiles(got), ruleFiles(want), ev.Record)
+			}
+			viaLayout += len(got)
 		}
 	}
-	if matched == 0 {
-		t.Fatal("nothing matched: nothing compared")
+	if matched == 0 || viaLayout == 0 {
+		t.Fatalf("%d and %d matched: nothing compared", matched, viaLayout)
 	}
-	t.Logf("%d matches agree; %d rules have needles", matched, withNeedles)
+	t.Logf("%d matches agree, %d of them also from the layout; %d rules have needles", matched, viaLayout, withNeedles)
 }
 
 func ruleFiles(rs []*Rule) []string {

@@ -2,6 +2,8 @@ package sigma
 
 import (
 	"bytes"
+
+	"github.com/pgtrail/pgtrail/cloudtrail"
 )
 
 // record is the lazily read view of one event's JSON record that a Match
@@ -22,6 +24,13 @@ type record struct {
 	top  []member
 	pos  int
 	done bool
+	// known is whether top was handed over whole, by the decoder; then
+	// keyed holds, once filled, the bits of its members by Member Key
+	// (top.go).
+	known  bool
+	layout []cloudtrail.Member
+	keyed  bool
+	byKey  [cloudtrail.NumMemberKeys]uint64
 	// escapes is 1 if the record has no \u escape, 2 if it has (0: not
 	// looked yet). Without one, a key's text occurs verbatim in the record.
 	escapes uint8
@@ -43,17 +52,21 @@ type record struct {
 	stack []member
 }
 
-// segState is where the last occurrence of a first segment is, or -1.
+// segState is where the last occurrence of a first segment is, or -1;
+// when the top-level members are known, members has the bits of those
+// whose keys can begin the segment's paths instead (top.go).
 type segState struct {
-	gen   uint32
-	limit int32
+	gen     uint32
+	limit   int32
+	members uint64
 }
 
 // member is one object member: the key (between its quotes) and the value.
 type member struct {
 	k0, k1 int32
 	v0, v1 int32
-	kesc   bool // the key has backslash escapes
+	kesc   bool  // the key has backslash escapes
+	key    uint8 // of a top-level member, its cloudtrail.Member Key if known
 }
 
 // pathResult is where a resolved path's candidates lie in record.cands.
@@ -92,6 +105,9 @@ func (r *record) reset(raw []byte, npaths, nsegs int) {
 	r.top = r.top[:0]
 	r.pos = -1
 	r.done = false
+	r.known = false
+	r.layout = nil
+	r.keyed = false
 	r.escapes = 0
 	r.cands = r.cands[:0]
 	r.mems = r.mems[:0]
@@ -126,6 +142,9 @@ func (r *record) lookup(id int, path *fieldPath) ([]cand, bool) {
 
 // resolve appends the candidates of path to r.cands.
 func (r *record) resolve(path *fieldPath) bool {
+	if r.known {
+		return r.resolveKnown(path)
+	}
 	r.scanFor(path)
 	// Top-level members: a key may be the path's first segment or, holding
 	// dots itself, several of them.

@@ -42,6 +42,7 @@ type Rule struct {
 	sels    []*selection // in file order
 	index   prefilter
 	needles needleSet // nil when the rule has none, or has an eventName prefilter
+	pos     int       // the rule's index in its Set
 }
 
 // Refusal is a rule, or a file, that was not loaded, and why.

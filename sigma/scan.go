@@ -34,6 +34,9 @@ type fieldPath struct {
 	first string
 	rare  int // the index in first of its rarest byte
 	seg   int // the id of first in its Set, or -1
+	// key is the cloudtrail.Member Key of first, 0 if Normalize maps no
+	// such key (top.go).
+	key uint8
 }
 
 func newFieldPath(name string) *fieldPath {

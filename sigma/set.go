@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/pgtrail/pgtrail/cloudtrail"
 )
 
 // Set is a compiled set of rules, ready to evaluate events. It is
@@ -70,10 +72,12 @@ func NewSet(rules []*Rule, refused, skipped []Refusal) *Set {
 				segs[p.first] = seg
 			}
 			p.seg = seg
+			p.key = memberKeyID(p.first)
 		}
 		return id
 	}
 	for i, r := range rules {
+		r.pos = i
 		for _, sel := range r.sels {
 			for _, clause := range sel.clauses {
 				for _, it := range clause {
@@ -131,6 +135,9 @@ func (s *Set) addNeedle(n *fieldNeedle) {
 		s.needleKeys[n.key] = k
 	}
 	k.needles = append(k.needles, n)
+	if !slices.ContainsFunc(k.paths, func(p *fieldPath) bool { return p.first == n.path.first }) {
+		k.paths = append(k.paths, n.path)
+	}
 	n.k = k
 }
 
@@ -176,6 +183,17 @@ func (s *Set) Skipped() []Refusal { return s.skipped }
 // remaining rules need. record must not change during the call; Match
 // keeps no reference to it.
 func (s *Set) Match(source, name string, record []byte) []Match {
+	return s.match(source, name, record, nil)
+}
+
+// MatchEvent is Match for an event that cloudtrail.Normalize made: it
+// starts from the record's top-level members as Normalize found them
+// (e.Layout), rather than reading the record's top level again (top.go).
+func (s *Set) MatchEvent(e *cloudtrail.Event) []Match {
+	return s.match(e.EventSource, e.EventName, e.Record, &e.Layout)
+}
+
+func (s *Set) match(source, name string, record []byte, layout *cloudtrail.Layout) []Match {
 	var lower [2][64]byte
 	nameKey, nameOK := lowerKey(lower[0][:0], name)
 	srcKey, srcOK := lowerKey(lower[1][:0], source)
@@ -192,6 +210,9 @@ func (s *Set) Match(source, name string, record []byte) []Match {
 	e := s.pool.Get().(*evaluation)
 	e.rec.reset(record, len(s.paths), s.nsegs)
 	e.rec.tree = s.tree
+	if layout != nil {
+		e.rec.useLayout(layout)
+	}
 	e.text = bytesString(record)
 	e.resetNeedles(s.needles)
 	var out []Match
@@ -211,17 +232,12 @@ func (s *Set) Match(source, name string, record []byte) []Match {
 		out = s.tryAll(out, e, byName, bytesString(srcKey), true)
 		out = s.tryAll(out, e, bySource, "", false)
 		if len(out) > 1 {
-			slices.SortFunc(out, func(a, b Match) int { return s.order(a.Rule) - s.order(b.Rule) })
+			slices.SortFunc(out, func(a, b Match) int { return a.Rule.pos - b.Rule.pos })
 		}
 	}
 	e.rec.raw, e.text = nil, ""
 	s.pool.Put(e)
 	return out
-}
-
-// order returns r's index in the set.
-func (s *Set) order(r *Rule) int {
-	return slices.Index(s.rules, r)
 }
 
 // tryAll evaluates the rules at idx; srcKey, when bySrc, is the event's

@@ -28,12 +28,11 @@ type AlertRule struct {
 	File string
 }
 
-// Matcher evaluates alert rules on one event: source and name are its
-// eventSource and eventName as pgtrail normalizes them, record its JSON.
-// It returns the rules the event matches, nil for none. It must be safe for
-// concurrent use and keep no reference to record.
+// Matcher evaluates alert rules on one event, as cloudtrail.Normalize made
+// it. It returns the rules the event matches, nil for none. It must be safe
+// for concurrent use and keep no reference to the event.
 type Matcher interface {
-	Match(source, name string, record []byte) []*AlertRule
+	Match(e *cloudtrail.Event) []*AlertRule
 }
 
 // alertNamespace makes alert ids: a UUID (version 5) of the rule's id and
@@ -561,13 +560,17 @@ type eventFacts struct {
 	Time                              time.Time
 	Source, Name, Region              string
 	AccountID, PrincipalARN, SourceIP string
-	Record                            []byte
 }
 
 // appendAlerts appends to dst an alert for each rule m matches on the
 // event. The common case, no match, allocates nothing.
-func appendAlerts(dst []newAlert, m Matcher, e *eventFacts) []newAlert {
-	for _, r := range m.Match(e.Source, e.Name, e.Record) {
+func appendAlerts(dst []newAlert, m Matcher, ev *cloudtrail.Event) []newAlert {
+	rules := m.Match(ev)
+	if len(rules) == 0 {
+		return dst
+	}
+	e := factsOf(ev)
+	for _, r := range rules {
 		// At the database's precision, as the event is stored.
 		t := e.Time.Truncate(time.Microsecond)
 		dst = append(dst, newAlert{
@@ -596,7 +599,7 @@ func factsOf(e *cloudtrail.Event) *eventFacts {
 	}
 	return &eventFacts{
 		ID: e.EventID, Time: e.EventTime, Source: e.EventSource, Name: e.EventName, Region: e.AWSRegion,
-		AccountID: account, PrincipalARN: e.UserIdentityARN, SourceIP: e.SourceIPAddress, Record: e.Record,
+		AccountID: account, PrincipalARN: e.UserIdentityARN, SourceIP: e.SourceIPAddress,
 	}
 }
 
@@ -608,7 +611,7 @@ func (p *Postgres) matchAll(evs []*cloudtrail.Event) map[*cloudtrail.Event][]new
 	}
 	var hits map[*cloudtrail.Event][]newAlert
 	for _, e := range evs {
-		if a := appendAlerts(nil, p.matcher, factsOf(e)); len(a) > 0 {
+		if a := appendAlerts(nil, p.matcher, e); len(a) > 0 {
 			if hits == nil {
 				hits = map[*cloudtrail.Event][]newAlert{}
 			}

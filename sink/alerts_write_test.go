@@ -20,7 +20,8 @@ var (
 	ruleTwo = &sink.AlertRule{ID: "r2", Title: "Second hit", Level: "low", Author: "tests"}
 )
 
-func (hitMatcher) Match(_, _ string, record []byte) []*sink.AlertRule {
+func (hitMatcher) Match(e *cloudtrail.Event) []*sink.AlertRule {
+	record := e.Record
 	switch {
 	case bytes.Contains(record, []byte("hit-2")):
 		return []*sink.AlertRule{ruleOne, ruleTwo}

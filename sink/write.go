@@ -364,7 +364,7 @@ func (s *copySource) Next() bool {
 			s.days[unixDay(s.row.Event.EventTime)] = true
 			if s.matcher != nil {
 				n := len(s.alerts)
-				s.alerts = appendAlerts(s.alerts, s.matcher, factsOf(&s.row.Event))
+				s.alerts = appendAlerts(s.alerts, s.matcher, &s.row.Event)
 				for k := n; k < len(s.alerts); k++ {
 					s.alerts[k].Obj, s.alerts[k].Rec = s.i, s.next-1
 				}

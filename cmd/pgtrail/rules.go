@@ -183,7 +183,7 @@ func testFile(path string, lim cloudtrail.Limits, set *sigma.Set, match func(*cl
 		}
 		events++
 		e := &row.Event
-		for _, m := range set.Match(e.EventSource, e.EventName, e.Record) {
+		for _, m := range set.MatchEvent(e) {
 			matches++
 			match(e, m.Rule)
 		}
