@@ -23,8 +23,8 @@ type arena struct {
 	// mchunk is the free space of the current chunk of records' members
 	// (Layout.Members); those chunks are left to the garbage collector.
 	mchunk []Member
-	pool  *ChunkPool
-	used  Chunks // chunks drawn from pool since the last take
+	pool   *ChunkPool
+	used   Chunks // chunks drawn from pool since the last take
 }
 
 const (

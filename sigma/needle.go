@@ -44,7 +44,7 @@ import (
 type fieldNeedle struct {
 	key  string
 	path *fieldPath // the item's
-	rare int // index in key of its rarest byte
+	rare int        // index in key of its rarest byte
 	alts []*pattern
 	id   int        // index in the Set's needle states
 	k    *needleKey // the Set's search for key

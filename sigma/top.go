@@ -18,7 +18,7 @@ import (
 // paths whose first segment is that key; the others are compared.
 //
 // The members and the record agree by construction: both come from the
-// same pass of Normalize over the same bytes. TestLayoutAgrees checks that
+// same pass of Normalize over the same bytes. TestPrefiltersAgree checks that
 // every rule decides every corpus and hostile record the same either way.
 
 // maxKnown is the most top-level members used: one bit each. A record
