@@ -317,7 +317,7 @@ func checkPrivileges(t *testing.T, h *hostileDB) {
           AND p.proowner OPERATOR(pg_catalog.=) (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = $3)
           AND pg_catalog.has_function_privilege(r.login, p.oid, 'EXECUTE')
           AND NOT (r.login = $2 AND p.proname IN ('pgtrail_ensure_partition', 'pgtrail_drop_partitions_before', 'pgtrail_delete_alerts_before',
-              'pgtrail_compact_activity'))
+              'pgtrail_compact_activity', 'pgtrail_summarize_lookup_day'))
         ORDER BY 1, 2, 3`, h.readerLogin, h.writerLogin, h.ownerName)
 	extra, err := pgx.CollectRows(rs, func(r pgx.CollectableRow) (string, error) {
 		var who, obj, priv string
@@ -483,8 +483,8 @@ func TestSecurityDefinerFunctionsAreSafe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(fns) != 4 {
-		t.Errorf("SECURITY DEFINER functions: %v; want pgtrail_ensure_partition, pgtrail_drop_partitions_before, pgtrail_delete_alerts_before and pgtrail_compact_activity", fns)
+	if len(fns) != 6 {
+		t.Errorf("SECURITY DEFINER functions: %v; want pgtrail_ensure_partition, pgtrail_drop_partitions_before, pgtrail_delete_alerts_before, pgtrail_compact_activity, pgtrail_summarize_lookup_day and pgtrail_forget_lookup_summary", fns)
 	}
 	for _, f := range fns {
 		if !strings.Contains("; "+f.Config+";", "; search_path=pg_catalog, pg_temp;") {

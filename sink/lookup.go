@@ -92,15 +92,18 @@ var ErrLookupAttribute = errors.New("lookup: invalid attribute")
 // transactions, so that nothing it runs can change the events. It is safe
 // for concurrent use.
 type Reader struct {
-	pool  *pgxpool.Pool
-	parts partitionCache
+	pool      *pgxpool.Pool
+	parts     partitionCache
+	summaries summaryState
 	// activity is set once cloudtrail_activity is known to exist.
 	activity atomic.Bool
 	// warmConns is Config.WarmConns, within the pool's size.
 	warmConns int
 	// beforeBatch, when set (by tests), runs before each batch of
-	// partition statements is sent.
+	// partition statements is sent; afterWalk, when a page's walk ends,
+	// with the whole partitions it read and those it skipped.
 	beforeBatch func()
+	afterWalk   func(walked, skipped int)
 }
 
 // OpenReader connects to the database as cfg.ReaderRole (DefaultReaderRole

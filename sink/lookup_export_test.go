@@ -44,6 +44,10 @@ func LookupByWindows(ctx context.Context, r *Reader, q LookupQuery) ([]LookupEve
 // statements.
 func SetBeforeBatch(r *Reader, f func()) { r.beforeBatch = f }
 
+// SetAfterWalk makes r call f when a page's walk ends, with the whole
+// partitions it read and those the lookup summaries let it skip.
+func SetAfterWalk(r *Reader, f func(walked, skipped int)) { r.afterWalk = f }
+
 // PartitionPlans sums, over the statements of whole partitions prepared on
 // one connection of r, how many times each was planned generic and custom
 // (pg_prepared_statements), and counts them.

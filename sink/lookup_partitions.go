@@ -11,7 +11,9 @@ import (
 // partitionBound is one partition of cloudtrail_events: its name, as a
 // statement may name it, and its range [lo, hi).
 type partitionBound struct {
-	name   string
+	name string
+	// oid identifies the partition, as its lookup summary names it.
+	oid    uint32
 	lo, hi time.Time
 }
 
@@ -80,7 +82,7 @@ FROM pg_inherits WHERE inhparent = 'cloudtrail_events'::regclass`).Scan(&fp[0], 
 	c.mu.Unlock()
 
 	rows, err := r.pool.Query(ctx, `
-SELECT c.oid::regclass::text, c.relkind = 'r', b[1]::timestamptz, b[2]::timestamptz
+SELECT c.oid::regclass::text, c.oid, c.relkind = 'r', b[1]::timestamptz, b[2]::timestamptz
 FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
 LEFT JOIN LATERAL regexp_match(pg_get_expr(c.relpartbound, c.oid),
     '^FOR VALUES FROM \((?:''([^'']+)''|MINVALUE)\) TO \((?:''([^'']+)''|MAXVALUE)\)$') b ON true
@@ -98,10 +100,11 @@ WHERE i.inhparent = 'cloudtrail_events'::regclass`)
 	for rows.Next() {
 		var (
 			name   string
+			oid    uint32
 			plain  bool
 			lo, hi *time.Time
 		)
-		if err := rows.Scan(&name, &plain, &lo, &hi); err != nil {
+		if err := rows.Scan(&name, &oid, &plain, &lo, &hi); err != nil {
 			rows.Close()
 			return partitionSet{}, fmt.Errorf("postgres: lookup: partition bounds: %w", err)
 		}
@@ -117,7 +120,7 @@ WHERE i.inhparent = 'cloudtrail_events'::regclass`)
 			unread = true
 			continue
 		}
-		set.parts = append(set.parts, partitionBound{name: name, lo: *lo, hi: *hi})
+		set.parts = append(set.parts, partitionBound{name: name, oid: oid, lo: *lo, hi: *hi})
 	}
 	if err := rows.Err(); err != nil {
 		return partitionSet{}, fmt.Errorf("postgres: lookup: partition bounds: %w", classify(err))

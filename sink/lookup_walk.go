@@ -71,6 +71,30 @@ type lookupWalk struct {
 	// batches counts the batches read; walked and found, the partitions
 	// they read and the events those held.
 	batches, walked, found int
+	// skipped counts the partitions left unread (skips).
+	skipped int
+	// skip are the partitions the lookup summaries rule out, asked once the
+	// first batch did not fill the page (asked tells).
+	skip  map[uint32]bool
+	asked bool
+}
+
+// skips reports whether the walk may leave p unread: its summary surely
+// lacks one of the lookup's values. The summaries are asked once a batch
+// of whole partitions was read and the page is not full: a busy value's
+// page, full by then, never pays for the question.
+func (w *lookupWalk) skips(p partitionBound) (bool, error) {
+	if w.batches == 0 {
+		return false, nil
+	}
+	if !w.asked {
+		skip, err := w.r.lookupSkips(w.ctx, w.q)
+		if err != nil {
+			return false, err
+		}
+		w.skip, w.asked = skip, true
+	}
+	return w.skip[p.oid], nil
 }
 
 // chunk is how many partitions the next batch reads (partitionChunks).
@@ -119,6 +143,9 @@ func (r *Reader) LookupEvents(ctx context.Context, q LookupQuery) ([]LookupEvent
 		}
 		if len(w.out) > q.Limit {
 			w.out = w.out[:q.Limit]
+		}
+		if r.afterWalk != nil {
+			r.afterWalk(w.walked, w.skipped)
 		}
 		return r.withDerived(ctx, w.out)
 	}
@@ -169,6 +196,13 @@ func (w *lookupWalk) partitions(set partitionSet, hi time.Time, custom []time.Du
 		}
 		if !p.hi.After(lo) {
 			break // older than the range
+		}
+		if skip, err := w.skips(p); skip || err != nil {
+			if err != nil {
+				return hi, nil, err
+			}
+			w.skipped++
+			continue
 		}
 		if p.hi.After(hi) || p.lo.Before(lo) {
 			// A partition the range cuts: the whole ones newer first.

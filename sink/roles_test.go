@@ -152,6 +152,7 @@ var readable = []string{
 	"cloudtrail_alerts", "cloudtrail_alert_deliveries", "cloudtrail_alert_summaries",
 	"ct_open_alerts_by_rule", "ct_open_alerts_by_principal", "ct_open_alerts_by_account",
 	"cloudtrail_digests", "cloudtrail_digest_files", "ct_integrity_files", "ct_integrity_digests",
+	"cloudtrail_activity", "pgtrail_lookup_summaries",
 }
 
 func TestReaderCanOnlyRead(t *testing.T) {

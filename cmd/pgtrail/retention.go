@@ -18,6 +18,11 @@ const retentionInterval = time.Hour
 // into one an hour.
 const activityCompaction = 5 * time.Minute
 
+// lookupSummaries is how often run summarizes the closed days that have no
+// lookup summary (sink.Postgres.SummarizeLookupDays): the day that closed,
+// and a day whose summary an event stored late deleted.
+const lookupSummaries = 5 * time.Minute
+
 // cmdRetention drops the day partitions older than PGTRAIL_RETENTION_DAYS
 // (or -days) and prints each one, then deletes the settled alerts of the
 // events older than that; with -dry-run it only prints what would go.

@@ -139,6 +139,7 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 		if days != 0 {
 			wg.Go(func() { pg.RunRetention(ctx, days, retentionInterval) })
 		}
+		wg.Go(func() { pg.RunLookupSummaries(ctx, lookupSummaries) })
 		pg.RunActivityCompaction(ctx, activityCompaction)
 		wg.Wait()
 	}

@@ -108,4 +108,22 @@ SELECT (now() - interval '7 days')::timestamptz(0)::text AS since \gset
 :explain SELECT event_time, event_name FROM cloudtrail_events WHERE user_identity_arn = :'arn' AND event_time >= :'since' ORDER BY event_time DESC LIMIT 100;
 :explain SELECT event_time, event_name FROM cloudtrail_events WHERE user_identity_arn = :'arn' AND event_time >= :'since' ORDER BY event_time DESC LIMIT 100;
 \echo '== the empty days go again'
-SELECT count(*) AS dropped FROM pgtrail_drop_partitions_before((now() - interval '31 days')::date, false);
+-- Only the empty ones: pgtrail_drop_partitions_before would drop every day
+-- before its cutoff, the loaded ones too.
+DO $$
+DECLARE
+    p regclass;
+    empty boolean;
+    n int := 0;
+BEGIN
+    FOR p IN SELECT inhrelid::regclass FROM pg_inherits
+             WHERE inhparent = 'cloudtrail_events'::regclass LOOP
+        EXECUTE format('SELECT NOT EXISTS (SELECT 1 FROM %s)', p) INTO empty;
+        IF empty THEN
+            EXECUTE format('DROP TABLE %s', p);
+            n := n + 1;
+        END IF;
+    END LOOP;
+    RAISE NOTICE 'dropped % empty partitions', n;
+END $$;
+SELECT count(*) AS partitions FROM pg_inherits WHERE inhparent = 'cloudtrail_events'::regclass;

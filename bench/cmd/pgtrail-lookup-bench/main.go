@@ -31,6 +31,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 	"github.com/jackc/pgx/v5"
+	"go.uber.org/zap"
 	"golang.org/x/time/rate"
 
 	"github.com/pgtrail/pgtrail/lookup"
@@ -70,8 +71,16 @@ func main() {
 	pages := flag.Int("pages", 5, "pages per run at most")
 	plans := flag.String("plans", "", "write each probe's EXPLAIN ANALYZE here")
 	warm := flag.Int("warm", 4, "connections warmed before the first page, as pgtrail serve warms its pool (0: none, as pgtrail lookup)")
+	summarize := flag.Bool("summarize", true, "summarize the closed days that have no lookup summary first, as pgtrail run does")
 	flag.Parse()
-	if err := run(context.Background(), *db, *window, *runs, *pages, int32(*warm), *plans); err != nil {
+	ctx := context.Background()
+	if *summarize {
+		if err := summarizeDays(ctx, *db); err != nil {
+			fmt.Fprintln(os.Stderr, "pgtrail-lookup-bench: summarize:", err)
+			os.Exit(1)
+		}
+	}
+	if err := run(ctx, *db, *window, *runs, *pages, int32(*warm), *plans); err != nil {
 		fmt.Fprintln(os.Stderr, "pgtrail-lookup-bench:", err)
 		os.Exit(1)
 	}
@@ -167,6 +176,31 @@ func run(ctx context.Context, db string, window time.Duration, runs, maxPages in
 	if plansPath != "" {
 		return os.WriteFile(plansPath, []byte(planOut.String()), 0o644)
 	}
+	return nil
+}
+
+// summarizeDays summarizes the days that need it and reports the time it
+// took and what the summaries take.
+func summarizeDays(ctx context.Context, db string) error {
+	pg, err := sink.Open(ctx, sink.Config{URL: db}, zap.NewNop())
+	if err != nil {
+		return err
+	}
+	defer pg.Close()
+	t0 := time.Now()
+	n, err := pg.SummarizeLookupDays(ctx)
+	if err != nil {
+		return err
+	}
+	took := time.Since(t0)
+	var days, keys, size int64
+	if err := pg.Pool().QueryRow(ctx, `SELECT count(*), coalesce(sum(keys), 0), coalesce(sum(pg_column_size(bits)), 0) FROM pgtrail_lookup_summaries`).Scan(&days, &keys, &size); err != nil {
+		return err
+	}
+	if n > 0 {
+		fmt.Printf("summarized %d days in %.1f s (%.0f ms a day); ", n, took.Seconds(), ms(took)/float64(n))
+	}
+	fmt.Printf("%d days summarized: %d values, %.1f MB of filters\n", days, keys, float64(size)/1e6)
 	return nil
 }
 
