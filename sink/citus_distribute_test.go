@@ -153,6 +153,7 @@ func TestDistributeLayout(t *testing.T) {
 		"cloudtrail_alert_deliveries (reference)",
 		"cloudtrail_alert_summaries (reference)",
 		"cloudtrail_activity (reference)",
+		"pgtrail_lookup_summaries (reference)",
 	}
 	if got := distributed(t, pg); !slices.Equal(got, want) {
 		t.Errorf("layout:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

@@ -47,10 +47,11 @@ WHERE NOT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = 'cloudtra
 -- Small tables, read and written whole: reference tables. Alerts are keyed
 -- by a random id, so no column of theirs could distribute them; they are
 -- few (one per rule match, not per event). The activity rows (0014) are a
--- few an hour.
+-- few an hour. The lookup summaries (0015) stay empty on Citus
+-- (pgtrail_summarize_lookup_day summarizes no distributed partition).
 SELECT create_reference_table(t::regclass)
 FROM unnest(ARRAY['pgtrail_schema_migrations', 'pgtrail_retention_floor',
                   'cloudtrail_alerts', 'cloudtrail_alert_deliveries', 'cloudtrail_alert_summaries',
-                  'cloudtrail_activity']) AS t
+                  'cloudtrail_activity', 'pgtrail_lookup_summaries']) AS t
 WHERE to_regclass(t) IS NOT NULL
   AND NOT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = to_regclass(t));
