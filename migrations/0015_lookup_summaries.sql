@@ -9,11 +9,13 @@
 -- The filter is blocked: bits is whole 64-byte (512-bit) blocks, about ten
 -- bits for each distinct value of the day; a value sets 7 bits of the one
 -- block its first hash picks, at the positions its second hash gives, nine
--- bits each. Both hashes are hashtextextended over the value with the
--- day's seed (seed and seed + 1), so that a value that falsely matches one
--- day does not match the others. A lookup reads one block of each day
--- (substring of bits, stored uncompressed so that only that block is
--- fetched).
+-- bits each (the seven lowest nine-bit groups of the second hash). Both
+-- hashes are hashtextextended over the value with the day's seed (seed and
+-- seed + 1), so that a value that falsely matches one day does not match
+-- the others. pgtrail_summarize_lookup_day writes this layout and
+-- pgtrail_lookup_summaries_lacking reads it. A lookup reads one block of
+-- each day (substring of bits, stored uncompressed so that only that
+-- block's TOAST chunk is fetched).
 --
 -- A summary is bound to its partition by OID: a partition dropped and made
 -- again (retention, then a backfill) is not the one summarized. Every
@@ -32,20 +34,28 @@ CREATE TABLE pgtrail_lookup_summaries (
 ALTER TABLE pgtrail_lookup_summaries ALTER COLUMN bits SET STORAGE EXTERNAL;
 COMMENT ON TABLE pgtrail_lookup_summaries IS 'Bloom filters of the lookup values each closed day partition holds (pgtrail_summarize_lookup_day); a partition without a row here is read by every lookup.';
 
--- pgtrail_lookup_summary_lacks is true when the summary surely lacks one
--- of keys: a day that lacks any of a lookup's ANDed values holds none of
--- its events. A key is the attribute's letter, a colon and the value
--- ("i:" EventId, "e:" EventName, "s:" EventSource, "k:" AccessKeyId, "u:"
--- Username), or a key of pgtrail_lookup_resource_keys ("t:", "n:").
-CREATE FUNCTION pgtrail_lookup_summary_lacks(bits bytea, seed bigint, keys text[])
-RETURNS boolean LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
-    SELECT EXISTS (
-        SELECT FROM unnest(keys) k,
-            LATERAL (SELECT (hashtextextended(k, seed) & 9223372036854775807) % (length(bits) / 64) AS blk,
-                            hashtextextended(k, seed + 1) AS h) x,
-            LATERAL (SELECT substring(bits FROM (x.blk * 64 + 1)::int FOR 64) AS block) b,
-            generate_series(0, 6) j
-        WHERE get_bit(b.block, ((x.h >> (9 * j)) & 511)::int) = 0)
+-- pgtrail_lookup_summaries_lacking returns the partitions whose summaries
+-- surely lack one of wanted: a day that lacks any of a lookup's ANDed
+-- values holds none of its events. A key is the attribute's letter, a colon
+-- and the value ("i:" EventId, "e:" EventName, "s:" EventSource, "k:"
+-- AccessKeyId, "u:" Username), or a key of pgtrail_lookup_resource_keys
+-- ("t:", "n:"). One statement over every summary (the function is inlined
+-- into the caller's): a year's took 1.4 to 4 ms, where a function called
+-- for each summary took 10 to 25.
+CREATE FUNCTION pgtrail_lookup_summaries_lacking(wanted text[]) RETURNS TABLE (relid oid)
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT DISTINCT s.relid
+    FROM pgtrail_lookup_summaries s
+    CROSS JOIN LATERAL (
+        -- OFFSET 0: the block is fetched once a key, not once a bit.
+        SELECT substring(s.bits FROM ((hashtextextended(k, s.seed) & 9223372036854775807) % (length(s.bits) / 64) * 64 + 1)::int FOR 64) AS b,
+               hashtextextended(k, s.seed + 1) AS h
+        FROM unnest(wanted) k
+        OFFSET 0) x
+    WHERE get_bit(x.b, (x.h & 511)::int) = 0 OR get_bit(x.b, ((x.h >> 9) & 511)::int) = 0
+       OR get_bit(x.b, ((x.h >> 18) & 511)::int) = 0 OR get_bit(x.b, ((x.h >> 27) & 511)::int) = 0
+       OR get_bit(x.b, ((x.h >> 36) & 511)::int) = 0 OR get_bit(x.b, ((x.h >> 45) & 511)::int) = 0
+       OR get_bit(x.b, ((x.h >> 54) & 511)::int) = 0
 $$;
 
 DO $migration$

@@ -19,7 +19,7 @@ import (
 // read of the few days that may hold it, not of 366.
 
 // summaryKeys are the keys a lookup's attributes ask the summaries for
-// (pgtrail_lookup_summary_lacks), nil when none of them is summarized
+// (pgtrail_lookup_summaries_lacking), nil when none of them is summarized
 // (ReadOnly, or no attribute).
 func summaryKeys(q LookupQuery) []string {
 	var keys []string
@@ -61,8 +61,7 @@ func (r *Reader) lookupSkips(ctx context.Context, q LookupQuery) (map[uint32]boo
 	if len(keys) == 0 || r.summaries.absent.Load() {
 		return nil, nil
 	}
-	rows, err := r.pool.Query(ctx, `
-SELECT relid FROM pgtrail_lookup_summaries WHERE pgtrail_lookup_summary_lacks(bits, seed, $1)`, keys)
+	rows, err := r.pool.Query(ctx, `SELECT relid FROM pgtrail_lookup_summaries_lacking($1)`, keys)
 	if err != nil {
 		return nil, r.summaryErr(err)
 	}
