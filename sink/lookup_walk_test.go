@@ -333,3 +333,33 @@ func TestLookupWalkDefaultPartition(t *testing.T) {
 		t.Errorf("got %v %v, want [r-default r30 r02]", ids(got), err)
 	}
 }
+
+// TestLookupWalkOpenEndedPartitions: partitions from MINVALUE and to
+// MAXVALUE (made by hand; pgtrail makes day partitions only) have no
+// bound to read a whole day by: a lookup reads its range in windows, finds
+// the events they hold, and starts at no oldest partition.
+func TestLookupWalkOpenEndedPartitions(t *testing.T) {
+	url := walkData(t, 2, 30)
+	owner := ownerConn(t, url)
+	ctx := context.Background()
+	for _, stmt := range []string{
+		`CREATE TABLE cloudtrail_events_before PARTITION OF cloudtrail_events FOR VALUES FROM (MINVALUE) TO ('` + walkDay0.Format(time.RFC3339) + `')`,
+		`CREATE TABLE cloudtrail_events_after PARTITION OF cloudtrail_events FOR VALUES FROM ('` + walkDay0.AddDate(0, 0, 40).Format(time.RFC3339) + `') TO (MAXVALUE)`,
+	} {
+		if _, err := owner.Exec(ctx, stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	addRecords(t, url, rec("r-before", walkDay0.AddDate(-3, 0, 0), "Rare", nil),
+		rec("r-after", walkDay0.AddDate(0, 0, 45), "Rare", nil))
+	r := openReader(t, url)
+	q := sink.LookupQuery{Attributes: []sink.LookupAttribute{{"EventName", "Rare"}}, End: walkDay0.AddDate(0, 0, 50), Limit: 50}
+	got, err := r.LookupEvents(ctx, q)
+	if err != nil || !slices.Equal(ids(got), []string{"r-after", "r30", "r02", "r-before"}) {
+		t.Errorf("got %v %v, want [r-after r30 r02 r-before]", ids(got), err)
+	}
+	want, err := sink.LookupByWindows(ctx, r, q)
+	if err != nil || !slices.Equal(ids(got), ids(want)) {
+		t.Errorf("by windows: %v %v", ids(want), err)
+	}
+}
