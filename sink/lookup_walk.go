@@ -82,12 +82,13 @@ type lookupWalk struct {
 // skips reports whether the walk may leave p unread: its summary surely
 // lacks one of the lookup's values. The summaries are asked once, when a
 // batch of whole partitions was read and the page is not full, and the
-// walk found nothing so far or, at the rate it found, expects to read
-// more than its largest batch: a busy value's page, full by then, and a
-// middling one's, which the next batch should fill (at some 0.1 ms a
-// partition, less than the question's 2 to 4 ms), never pay for it.
+// walk found nothing so far or, at the rate it found, expects to need
+// more than a batch of 16 partitions: a busy value's page, full by then,
+// and one the next batch should fill never pay for the question (2 to 4
+// ms). Asked only past 92 partitions, a middling AccessKeyId's pgtrail
+// lookup took a median 150 ms against 124, its Username's 92 against 80.
 func (w *lookupWalk) skips(p partitionBound) (bool, error) {
-	if w.batches == 0 || (!w.asked && w.found > 0 && w.chunk() < partitionChunks[len(partitionChunks)-1]) {
+	if w.batches == 0 || (!w.asked && w.found > 0 && w.chunk() <= partitionChunks[1]) {
 		return false, nil
 	}
 	if !w.asked {
