@@ -317,3 +317,33 @@ func TestLookupSummaryPrivileges(t *testing.T) {
 		t.Errorf("%d summaries after the attempts, want 1", n)
 	}
 }
+
+// TestLookupSummaryStatus: pgtrail status counts the closed days and those
+// summarized.
+func TestLookupSummaryStatus(t *testing.T) {
+	t.Parallel()
+	url := pgtest.New(t)
+	now := time.Now().UTC()
+	addRecords(t, url, rec("old1", now.AddDate(0, 0, -5), "Call", nil), rec("old2", now.AddDate(0, 0, -3), "Call", nil),
+		rec("yesterday", now.AddDate(0, 0, -1), "Call", nil), rec("today", now, "Call", nil))
+	read := func() sink.LookupSummaryStatus {
+		t.Helper()
+		st, err := sink.ReadStatus(context.Background(), url, 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Lookup == nil {
+			t.Fatal("no lookup summaries in the status")
+		}
+		return *st.Lookup
+	}
+	if got := read(); got != (sink.LookupSummaryStatus{Closed: 2}) {
+		t.Errorf("before summarizing: %+v, want 2 closed, none summarized", got)
+	}
+	if n := summarize(t, url); n != 2 {
+		t.Fatalf("summarized %d days, want 2", n)
+	}
+	if got := read(); got != (sink.LookupSummaryStatus{Closed: 2, Summarized: 2}) {
+		t.Errorf("after: %+v, want 2 of 2", got)
+	}
+}

@@ -37,6 +37,8 @@ type Status struct {
 	Alerts *AlertStatus
 	// Integrity is nil before migration 11 (status_integrity.go).
 	Integrity *IntegrityStatus
+	// Lookup is nil before migration 15 (status_lookup.go).
+	Lookup *LookupSummaryStatus
 }
 
 // IngestWindow sums the ledger over a period.
@@ -157,7 +159,10 @@ WHERE i.inhparent = 'cloudtrail_events'::regclass`).Scan(
 	if err := st.queryAlerts(ctx, conn); err != nil {
 		return err
 	}
-	return st.queryIntegrity(ctx, conn)
+	if err := st.queryIntegrity(ctx, conn); err != nil {
+		return err
+	}
+	return st.queryLookupSummaries(ctx, conn)
 }
 
 // connectReadOnly opens a read-only session of its own for a command that

@@ -205,6 +205,13 @@ func (st *status) print(w io.Writer, cfg *Config) {
 		row("  retention", "%s", st.retention(cfg.RetentionDays))
 		st.printAlerts(row, cfg)
 		st.printIntegrity(row, cfg)
+		if l := db.Lookup; l != nil && l.Closed > 0 {
+			waiting := ""
+			if l.Summarized < l.Closed {
+				waiting = fmt.Sprintf(" (%d waiting: pgtrail run summarizes them every 5 minutes)", l.Closed-l.Summarized)
+			}
+			row("  lookup days", "%d of %d closed days summarized%s", l.Summarized, l.Closed, waiting)
+		}
 	}
 }
 
