@@ -118,7 +118,7 @@ func buildHistory(f HistoryFilter, lo, hi time.Time, extra func(arg func(any) st
 		args = append(args, v)
 		return "$" + strconv.Itoa(len(args))
 	}
-	where := []string{"event_time >= " + arg(lo), "event_time < " + arg(hi)}
+	where := timeConds(f.Attributes, lo, hi, false, arg)
 	w, err := historyWhere(f, arg)
 	if err != nil {
 		return historyStatement{}, err

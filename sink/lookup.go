@@ -92,11 +92,13 @@ var ErrLookupAttribute = errors.New("lookup: invalid attribute")
 // transactions, so that nothing it runs can change the events. It is safe
 // for concurrent use.
 type Reader struct {
-	pool      *pgxpool.Pool
-	parts     partitionCache
-	summaries summaryState
-	// activity is set once cloudtrail_activity is known to exist.
-	activity atomic.Bool
+	pool  *pgxpool.Pool
+	parts partitionCache
+	// activity is set once cloudtrail_activity is known to exist;
+	// noSummaries once the lookup summaries (0015) are known not to, so
+	// that a reader of a database not yet migrated does not ask on every
+	// walk.
+	activity, noSummaries atomic.Bool
 	// warmConns is Config.WarmConns, within the pool's size.
 	warmConns int
 	// beforeBatch, when set (by tests), runs before each batch of
@@ -320,10 +322,7 @@ func lookupSQL(q LookupQuery, endExclusive bool) (string, []any, error) {
 		args = append(args, v)
 		return "$" + strconv.Itoa(len(args))
 	}
-	end, op := q.End, " <= "
-	if endExclusive {
-		op = " < "
-	}
+	end := q.End
 	if q.After != nil {
 		// The cursor's instant is in range (its smaller IDs follow it).
 		at := q.After.Time
@@ -334,19 +333,7 @@ func lookupSQL(q LookupQuery, endExclusive bool) (string, []any, error) {
 			end = at
 		}
 	}
-	if resourceLookup(q) {
-		// The resources index is GIN over pgtrail_lookup_resource_keys.
-		// With the bounds as they are, the planner ANDs it with the BRIN
-		// index on event_time, whose bitmap is lossy: every row found is
-		// checked again by computing the keys (some 70 µs a row; a busy
-		// type's day, 25 to 60 ms). The bounds that prune are the whole
-		// UTC days around the range, which the BRIN index cannot narrow;
-		// the exact ones are written so that no index takes them.
-		where = append(where, "event_time >= "+arg(dayFloor(q.Start)), "event_time < "+arg(dayFloor(end).Add(24*time.Hour)),
-			"(event_time >= "+arg(q.Start)+") IS TRUE", "(event_time"+op+arg(end)+") IS TRUE")
-	} else {
-		where = append(where, "event_time >= "+arg(q.Start), "event_time"+op+arg(end))
-	}
+	where = append(where, timeConds(q.Attributes, q.Start, end, !endExclusive, arg)...)
 	if q.After != nil {
 		where = append(where, "(event_time, event_id) < ("+arg(q.After.Time)+", "+arg(q.After.ID)+")")
 	}
@@ -363,17 +350,37 @@ LIMIT ` + arg(q.Limit)
 	return sql, args, nil
 }
 
-// resourceLookup reports whether q looks up a ResourceType or a
-// ResourceName.
-func resourceLookup(q LookupQuery) bool {
-	return slices.ContainsFunc(q.Attributes, func(a LookupAttribute) bool {
+// timeConds bound event_time to [lo, hi), or [lo, hi] when inclusive, in
+// a statement over cloudtrail_events that filters on attrs. The bounds
+// prune the partitions out of range while planning.
+//
+// Where attrs look up a ResourceType or a ResourceName, the resources
+// index is GIN over pgtrail_lookup_resource_keys. With plain bounds, the
+// planner ANDs it with the BRIN index on event_time, whose bitmap is
+// lossy: every row found is checked again by computing the keys (some
+// 70 µs a row; a busy type's day, 25 to 60 ms). There the bounds that
+// prune are the whole UTC days the range touches, which the BRIN index
+// cannot narrow, and the exact ones are written so that no index takes
+// them.
+func timeConds(attrs []LookupAttribute, lo, hi time.Time, inclusive bool, arg func(any) string) []string {
+	op := " < "
+	if inclusive {
+		op = " <= "
+	}
+	if !slices.ContainsFunc(attrs, func(a LookupAttribute) bool {
 		return a.Key == AttrResourceType || a.Key == AttrResourceName
-	})
-}
-
-// dayFloor is the start of t's day, UTC.
-func dayFloor(t time.Time) time.Time {
-	return t.UTC().Truncate(24 * time.Hour)
+	}) {
+		return []string{"event_time >= " + arg(lo), "event_time" + op + arg(hi)}
+	}
+	day := func(t time.Time) time.Time { return t.UTC().Truncate(24 * time.Hour) }
+	// The end of hi's day; hi itself where it is a day's start and
+	// excluded, so that the day after is not read for nothing.
+	pruneHi := day(hi).Add(24 * time.Hour)
+	if !inclusive && day(hi).Equal(hi) {
+		pruneHi = hi
+	}
+	return []string{"event_time >= " + arg(day(lo)), "event_time < " + arg(pruneHi),
+		"(event_time >= " + arg(lo) + ") IS TRUE", "(event_time" + op + arg(hi) + ") IS TRUE"}
 }
 
 // lookupConds are a page's conditions but its bounds: the category of

@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"go.uber.org/zap"
 )
@@ -48,34 +48,22 @@ func summaryKeys(q LookupQuery) []string {
 	return keys
 }
 
-// summaryState tells whether the database has lookup summaries: unknown
-// until asked, then kept for a reader connected to a database migrated
-// before 0015, which would otherwise fail the question on every walk.
-type summaryState struct{ absent atomic.Bool }
-
 // lookupSkips returns the partitions whose summaries surely lack one of
 // q's values; nil when q asks for nothing summarized, or the database
 // keeps no summaries.
 func (r *Reader) lookupSkips(ctx context.Context, q LookupQuery) (map[uint32]bool, error) {
 	keys := summaryKeys(q)
-	if len(keys) == 0 || r.summaries.absent.Load() {
+	if len(keys) == 0 || r.noSummaries.Load() {
 		return nil, nil
 	}
-	rows, err := r.pool.Query(ctx, `SELECT relid FROM pgtrail_lookup_summaries_lacking($1)`, keys)
+	rows, _ := r.pool.Query(ctx, `SELECT relid FROM pgtrail_lookup_summaries_lacking($1)`, keys)
+	oids, err := pgx.CollectRows(rows, pgx.RowTo[uint32])
 	if err != nil {
 		return nil, r.summaryErr(err)
 	}
-	defer rows.Close()
-	skip := map[uint32]bool{}
-	for rows.Next() {
-		var oid uint32
-		if err := rows.Scan(&oid); err != nil {
-			return nil, fmt.Errorf("postgres: lookup summaries: %w", err)
-		}
+	skip := make(map[uint32]bool, len(oids))
+	for _, oid := range oids {
 		skip[oid] = true
-	}
-	if err := rows.Err(); err != nil {
-		return nil, r.summaryErr(err)
 	}
 	return skip, nil
 }
@@ -84,7 +72,7 @@ func (r *Reader) lookupSkips(ctx context.Context, q LookupQuery) (map[uint32]boo
 // 0015 yet), remembered; the error, classified, otherwise.
 func (r *Reader) summaryErr(err error) error {
 	if missingSummaries(err) {
-		r.summaries.absent.Store(true)
+		r.noSummaries.Store(true)
 		return nil
 	}
 	return fmt.Errorf("postgres: lookup summaries: %w", classify(err))

@@ -28,9 +28,7 @@ JOIN pg_class c ON c.oid = i.inhrelid
 CROSS JOIN LATERAL pg_get_expr(c.relpartbound, 0) b
 LEFT JOIN pgtrail_lookup_summaries s ON s.relid = c.oid
 WHERE i.inhparent = 'cloudtrail_events'::regclass AND c.relkind = 'r'
-  AND b LIKE '%) TO (''%'')'
-  AND reverse(split_part(reverse(b), '''', 2))::timestamptz
-      <= ((now() AT TIME ZONE 'UTC')::date - 1)::timestamp AT TIME ZONE 'UTC'`).Scan(&s.Closed, &s.Summarized); err != nil {
+  AND `+boundHi+` <= ((now() AT TIME ZONE 'UTC')::date - 1)::timestamp AT TIME ZONE 'UTC'`).Scan(&s.Closed, &s.Summarized); err != nil {
 		return fmt.Errorf("postgres: lookup summaries: %w", err)
 	}
 	st.Lookup = s

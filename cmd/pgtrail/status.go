@@ -208,7 +208,7 @@ func (st *status) print(w io.Writer, cfg *Config) {
 		if l := db.Lookup; l != nil && l.Closed > 0 {
 			waiting := ""
 			if l.Summarized < l.Closed {
-				waiting = fmt.Sprintf(" (%d waiting: pgtrail run summarizes them every 5 minutes)", l.Closed-l.Summarized)
+				waiting = fmt.Sprintf(" (%d waiting: pgtrail run summarizes them every %s)", l.Closed-l.Summarized, short(lookupSummaries))
 			}
 			row("  lookup days", "%d of %d closed days summarized%s", l.Summarized, l.Closed, waiting)
 		}
